@@ -1,0 +1,18 @@
+from celery import shared_task
+
+from apps.accounts import notices, services
+
+
+@shared_task(name="accounts.send_password_reset_email", acks_late=True)
+def send_password_reset_email(user_id: int) -> None:
+    notices.password_reset_email_send(user_id=user_id)
+
+
+@shared_task(name="accounts.notify_second_factor_reset", acks_late=True)
+def notify_second_factor_reset(user_id: int) -> None:
+    notices.second_factor_reset_email_send(user_id=user_id)
+
+
+@shared_task(name="accounts.sessions_cleanup", acks_late=True)
+def sessions_cleanup() -> int:
+    return services.sessions_cleanup()

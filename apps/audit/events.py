@@ -1,0 +1,34 @@
+"""Every kind of audit event, with a stable number. Numbers are stored: never change or reuse
+one; add new events at the end of their block."""
+
+from enum import IntEnum, unique
+
+
+@unique
+class Event(IntEnum):
+    # 100: authentication
+    LOGIN_SUCCEEDED = 100
+    LOGIN_FAILED = 101
+    LOGIN_THROTTLED = 102
+    SECOND_FACTOR_SUCCEEDED = 110
+    SECOND_FACTOR_FAILED = 111
+    BACKUP_CODE_USED = 112
+    LOGOUT = 120
+    SESSION_EXPIRED = 121
+    SESSION_REVOKED = 122
+    # 200: credentials
+    PASSWORD_CHANGED = 200
+    PASSWORD_RESET_REQUESTED = 201
+    PASSWORD_RESET_COMPLETED = 202
+    SECOND_FACTOR_ENROLLED = 210
+    BACKUP_CODES_REGENERATED = 211
+    SECOND_FACTOR_RESET_BY_STAFF = 212
+    # 300: accounts
+    ACCOUNT_CREATED = 300
+    ACCOUNT_SUSPENDED = 301
+    ACCOUNT_REACTIVATED = 302
+    ACCOUNT_UPDATED = 303
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ").lower()

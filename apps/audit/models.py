@@ -1,0 +1,93 @@
+"""The audit trail: one insert-only, hash-chained table.
+
+Rows are written by ``apps.audit.services.record`` only. Python refuses to update or delete
+them (``save``, ``delete`` and the queryset's ``update``/``delete``); on PostgreSQL a trigger
+(migration 0002) refuses it in the database too. ``manage.py audit_verify`` checks the chain.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.audit.events import Event
+
+
+class AuditEventImmutableError(RuntimeError):
+    """Raised on any attempt to change or delete an audit row through the ORM."""
+
+
+def event_choices() -> list[tuple[int, str]]:
+    # A callable, so adding an event to the enum does not need a migration.
+    return [(event.value, event.label) for event in Event]
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AuditEventImmutableError("Audit events are insert-only.")
+
+    def delete(self):
+        raise AuditEventImmutableError("Audit events are insert-only.")
+
+    def bulk_create(self, *args, **kwargs):
+        raise AuditEventImmutableError("Audit events are written one by one by audit.record().")
+
+
+class AuditEvent(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    # Position in the hash chain: 1, 2, 3… without gaps, allocated under a lock by record().
+    seq = models.BigIntegerField(_("rang"), unique=True)
+    created_at = models.DateTimeField(_("date"))
+    event = models.PositiveSmallIntegerField(_("événement"), choices=event_choices)
+    # SET_NULL, never CASCADE: a deleted account keeps its history. The (actor, -id) index below
+    # serves lookups by actor, so the foreign key needs no index of its own.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("compte"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+    )
+    # The actor's primary key and e-mail address when the event was recorded. The hash covers
+    # these copies, not ``actor_id``, which becomes NULL when the account is deleted.
+    actor_ref = models.CharField(max_length=64, blank=True)
+    actor_label = models.CharField(_("acteur"), max_length=254, blank=True)
+    ip = models.GenericIPAddressField(_("adresse IP"), null=True, blank=True)
+    user_agent = models.CharField(_("navigateur"), max_length=300, blank=True)
+    target_type = models.CharField(_("type de cible"), max_length=50, blank=True)
+    target_id = models.CharField(_("identifiant de cible"), max_length=64, blank=True)
+    # Ids and old/new values only: never message content, tokens or second-factor secrets.
+    detail = models.JSONField(_("détail"), default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("événement d'audit")
+        verbose_name_plural = _("événements d'audit")
+        get_latest_by = "seq"
+        indexes = [
+            models.Index(fields=["actor", "-id"], name="audit_actor_id_desc"),
+            models.Index(fields=["event", "-id"], name="audit_event_id_desc"),
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+            models.Index(fields=["created_at"], name="audit_created_at"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seq_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.get_event_display()} by {self.actor_label or '-'}"
+
+    def save(self, **kwargs) -> None:
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+            raise AuditEventImmutableError("Audit events are insert-only.")
+        if not self.row_hash:
+            raise AuditEventImmutableError("Write audit events with apps.audit.services.record().")
+        kwargs["force_insert"] = True
+        super().save(**kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditEventImmutableError("Audit events are insert-only.")

@@ -1,0 +1,26 @@
+"""Test helpers for projects whose tests touch the audit table on PostgreSQL."""
+
+import pytest
+
+
+@pytest.fixture
+def allow_audit_flush(transactional_db):
+    """Let Django empty the audit table after a transactional test on PostgreSQL.
+
+    ``transactional_db`` (and ``live_server``, which uses it) ends each test with ``flush``,
+    a ``TRUNCATE`` that the audit trigger refuses. Once the test body is done, this fixture
+    sets ``mssweb.audit_maintenance = 'on'`` for the database session, the trigger's escape;
+    the flush then runs. The setting does not outlive the test: Django closes every connection
+    after a transactional test. Tests using the ``db`` fixture roll back and need nothing.
+
+    Request it statically, since it brings ``transactional_db`` with it: as a test argument,
+    with ``pytest.mark.usefixtures("allow_audit_flush")``, or from a ``tests/conftest.py``
+    collection hook that adds it to the items using ``transactional_db``, ``live_server`` or
+    ``django_db(transaction=True)``. On SQLite it does nothing.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET mssweb.audit_maintenance = 'on'")

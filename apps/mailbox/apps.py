@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MailboxConfig(AppConfig):
+    name = "apps.mailbox"
+    label = "mailbox"

@@ -1,0 +1,114 @@
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, compute_row_hash
+from apps.audit.events import Event
+from apps.audit.models import AuditEvent
+from apps.audit.services import record
+from apps.core.request_meta import RequestMeta
+
+
+@pytest.fixture
+def chain(db) -> list[AuditEvent]:
+    """Five events; the third from an IPv6 address PostgreSQL prints its own way."""
+    return [
+        record(
+            event=Event.LOGIN_SUCCEEDED,
+            target=("mailbox.mailbox", seq),
+            meta=RequestMeta(ip="::1:2" if seq == 3 else "192.0.2.1", user_agent="Firefox"),
+            extra={"n": seq, "mot": "déjà"},
+            actor_label=f"user{seq}@example.org",
+        )
+        for seq in range(1, 6)
+    ]
+
+
+def verify(*args: str) -> str:
+    out = StringIO()
+    call_command("audit_verify", *args, stdout=out)
+    return out.getvalue().strip()
+
+
+def verify_fails(*args: str) -> str:
+    with pytest.raises(CommandError) as failure:
+        verify(*args)
+    assert failure.value.returncode == 1
+    return str(failure.value)
+
+
+def test_audit_verify_accepts_a_good_chain(chain):
+    assert verify() == f"OK: 5 events verified, head {chain[-1].row_hash}"
+
+
+def test_audit_verify_accepts_an_empty_trail(db):
+    assert verify() == f"OK: 0 events verified, head {GENESIS_HASH}"
+
+
+def test_audit_verify_names_an_edited_row(chain, tamper):
+    tamper("UPDATE audit_auditevent SET actor_label = %s WHERE id = %s", ["x@example.org", chain[2].id])
+
+    message = verify_fails()
+
+    assert f"seq 3 (id {chain[2].id}): hash mismatch" in message
+    assert "2 events verified" in message
+
+
+def test_audit_verify_names_the_row_after_a_rewritten_and_rehashed_one(chain, tamper):
+    row = AuditEvent.objects.values().get(pk=chain[1].pk)
+    row["actor_label"] = "x@example.org"
+    forged = compute_row_hash(prev_hash=row["prev_hash"], **{n: row[n] for n in HASHED_FIELDS})
+    tamper(
+        "UPDATE audit_auditevent SET actor_label = %s, row_hash = %s WHERE id = %s",
+        ["x@example.org", forged, chain[1].id],
+    )
+
+    assert f"seq 3 (id {chain[2].id}): broken link" in verify_fails()
+
+
+def test_audit_verify_names_the_row_after_a_deleted_one(chain, tamper):
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [chain[1].id])
+
+    assert f"seq 3 (id {chain[2].id}): missing rows" in verify_fails()
+
+
+def test_audit_verify_notices_that_the_first_rows_were_deleted(chain, tamper):
+    tamper("DELETE FROM audit_auditevent WHERE seq <= %s", [2])
+
+    assert f"seq 3 (id {chain[2].id}): missing rows" in verify_fails()
+
+
+def test_audit_verify_names_rows_whose_seq_were_swapped(chain, tamper):
+    second, third = chain[1], chain[2]
+    tamper("UPDATE audit_auditevent SET seq = %s WHERE id = %s", [1_000_000, second.id])
+    tamper("UPDATE audit_auditevent SET seq = %s WHERE id = %s", [2, third.id])
+    tamper("UPDATE audit_auditevent SET seq = %s WHERE id = %s", [3, second.id])
+
+    assert f"seq 2 (id {third.id}): hash mismatch" in verify_fails()
+
+
+def test_audit_verify_names_rows_whose_contents_were_swapped(chain, tamper):
+    second, third = chain[1], chain[2]
+    for row, source in ((second, third), (third, second)):
+        tamper(
+            "UPDATE audit_auditevent SET actor_label = %s, target_id = %s WHERE id = %s",
+            [source.actor_label, source.target_id, row.id],
+        )
+
+    assert f"seq 2 (id {second.id}): hash mismatch" in verify_fails()
+
+
+def test_audit_verify_from_seq_trusts_the_row_before(chain, tamper):
+    tamper("UPDATE audit_auditevent SET actor_label = %s WHERE id = %s", ["x@example.org", chain[0].id])
+
+    assert verify("--from-seq", "2") == f"OK: 4 events verified, head {chain[-1].row_hash}"
+    assert verify("--from-seq", "6") == f"OK: 0 events verified, head {chain[-1].row_hash}"
+    assert "seq 1" in verify_fails("--from-seq", "1")
+
+
+def test_audit_verify_from_seq_still_checks_the_link_to_the_row_before(chain, tamper):
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [chain[2].id])
+
+    assert f"seq 4 (id {chain[3].id}): missing rows" in verify_fails("--from-seq", "4")
