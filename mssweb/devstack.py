@@ -13,8 +13,17 @@ import time
 PY = sys.executable
 PROCESSES = {
     "web": [PY, "manage.py", "runserver", "127.0.0.1:8000", "--noreload"],
-    "worker": [PY, "-m", "celery", "-A", "mssweb", "worker", "--loglevel=INFO",
-               "--concurrency=2", "--pool=prefork"],
+    "worker": [
+        PY,
+        "-m",
+        "celery",
+        "-A",
+        "mssweb",
+        "worker",
+        "--loglevel=INFO",
+        "--concurrency=2",
+        "--pool=prefork",
+    ],
     "beat": [PY, "-m", "celery", "-A", "mssweb", "beat", "--loglevel=INFO"],
 }
 

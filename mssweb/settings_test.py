@@ -7,9 +7,11 @@ import os
 
 os.environ.setdefault("MSSWEB_TESTING", "true")
 os.environ.setdefault("MSSWEB_HTTPS", "false")
-os.environ.setdefault("MSSWEB_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+os.environ.setdefault(
+    "MSSWEB_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test")
+)
 
-from mssweb.settings import *  # noqa: E402, F403
+from mssweb.settings import *  # noqa: F403
 
 # Argon2 stays the production hasher (tested in tests/accounts); tests hash faster.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]  # noqa: F405

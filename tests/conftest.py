@@ -89,6 +89,10 @@ def pytest_runtest_makereport(item, call):
     a part that should be there (PostgreSQL, Redis, Chromium) is missing."""
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and os.environ.get("MSSWEB_NO_SKIP") == "1" and not hasattr(report, "wasxfail"):
+    if (
+        report.skipped
+        and os.environ.get("MSSWEB_NO_SKIP") == "1"
+        and not hasattr(report, "wasxfail")
+    ):
         report.outcome = "failed"
         report.longrepr = f"skipped, but MSSWEB_NO_SKIP=1 forbids skips: {report.longrepr}"

@@ -28,8 +28,15 @@ class UserAddForm(forms.ModelForm):
     class Meta:
         model = User
         fields = [
-            "email", "civility", "first_name", "last_name", "idnat", "profession_code",
-            "specialty_code", "phone", "is_staff",
+            "email",
+            "civility",
+            "first_name",
+            "last_name",
+            "idnat",
+            "profession_code",
+            "specialty_code",
+            "phone",
+            "is_staff",
         ]
 
     def clean_email(self) -> str:
@@ -66,7 +73,12 @@ class SecondFactorFilter(admin.SimpleListFilter):
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
     list_display = [
-        "email", "last_name", "first_name", "profession_code", "is_active", "is_staff",
+        "email",
+        "last_name",
+        "first_name",
+        "profession_code",
+        "is_active",
+        "is_staff",
         "last_login",
     ]
     list_filter = ["is_active", "is_staff", SecondFactorFilter, "profession_code", "domain"]
@@ -78,8 +90,17 @@ class UserAdmin(admin.ModelAdmin):
         (None, {"fields": ["email", "domain", "is_active", "suspended_at"]}),
         (
             _("Identité professionnelle"),
-            {"fields": ["civility", "first_name", "last_name", "idnat", "profession_code",
-                        "specialty_code", "phone"]},
+            {
+                "fields": [
+                    "civility",
+                    "first_name",
+                    "last_name",
+                    "idnat",
+                    "profession_code",
+                    "specialty_code",
+                    "phone",
+                ]
+            },
         ),
         (_("Droits"), {"fields": ["is_staff", "is_superuser", "groups"]}),
         (_("Dates"), {"fields": ["last_login", "date_joined"]}),

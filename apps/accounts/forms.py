@@ -70,5 +70,7 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         from apps.accounts.tasks import send_password_reset_email
 
         email = normalize_email(self.cleaned_data["email"])
-        for user_id in User.objects.filter(email=email, is_active=True).values_list("pk", flat=True):
+        for user_id in User.objects.filter(email=email, is_active=True).values_list(
+            "pk", flat=True
+        ):
             send_password_reset_email.delay(user_id)

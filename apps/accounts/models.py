@@ -231,6 +231,9 @@ class BackupCode(models.Model):
             models.UniqueConstraint(fields=["device", "code_hash"], name="backupcode_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.device_id}/{self.pk}"
+
 
 class AuthFailure(models.Model):
     """One failed password or code attempt, counted by the brute-force throttle."""
@@ -251,3 +254,6 @@ class AuthFailure(models.Model):
             models.Index(fields=["account_key", "created_at"], name="authfailure_account"),
             models.Index(fields=["ip", "created_at"], name="authfailure_ip"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.created_at:%Y-%m-%d %H:%M}"

@@ -18,8 +18,12 @@ logger = logging.getLogger(__name__)
 
 def _send(*, user: User, template: str, context: dict) -> None:
     with translation.override(settings.LANGUAGE_CODE):
-        context = {"user": user, "site_name": settings.SITE_NAME, "site_url": settings.SITE_URL,
-                   **context}
+        context = {
+            "user": user,
+            "site_name": settings.SITE_NAME,
+            "site_url": settings.SITE_URL,
+            **context,
+        }
         subject = render_to_string(f"accounts/email/{template}_subject.txt", context)
         body = render_to_string(f"accounts/email/{template}.txt", context)
     send_mail(" ".join(subject.split()), body, settings.DEFAULT_FROM_EMAIL, [user.email])

@@ -174,9 +174,7 @@ def login_password_check(
             )
         else:
             throttling.throttle_clear(kind=AuthFailureKind.PASSWORD, email=email, ip=meta.ip)
-            record(
-                event=Event.LOGIN_SUCCEEDED, actor=user, meta=meta, extra={"factor": "password"}
-            )
+            record(event=Event.LOGIN_SUCCEEDED, actor=user, meta=meta, extra={"factor": "password"})
     if user is None:
         raise InvalidCredentials(_("Adresse ou mot de passe incorrect."))
     return user
@@ -421,7 +419,11 @@ def session_end(
 
 
 def sessions_end_all(
-    *, user: User, reason: str, keep_session_key: str | None = None, actor: User | None = None,
+    *,
+    user: User,
+    reason: str,
+    keep_session_key: str | None = None,
+    actor: User | None = None,
     meta: RequestMeta | None = None,
 ) -> int:
     """End every active session of ``user`` but ``keep_session_key``'s."""
@@ -458,4 +460,3 @@ def sessions_cleanup(*, now: datetime | None = None) -> int:
     Session.objects.filter(expire_date__lt=now).delete()
     throttling.throttle_purge(older_than=now - settings.THROTTLE_WINDOW * 4)
     return ended
-

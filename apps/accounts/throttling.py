@@ -59,9 +59,7 @@ def _retry_after(failures: QuerySet, limit: int, now: datetime) -> int | None:
     return max(1, int((oldest + settings.THROTTLE_WINDOW - now).total_seconds()))
 
 
-def throttle_check(
-    *, kind: str, email: str, ip: str | None, trusted_device: bool = False
-) -> None:
+def throttle_check(*, kind: str, email: str, ip: str | None, trusted_device: bool = False) -> None:
     """Raise ``Throttled`` if this attempt must be refused before even checking it."""
     now = timezone.now()
     recent = AuthFailure.objects.filter(kind=kind, created_at__gte=now - settings.THROTTLE_WINDOW)

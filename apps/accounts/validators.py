@@ -63,7 +63,9 @@ class FrenchCommonPasswordValidator:
     def validate(self, password: str, user=None) -> None:
         folded = "".join(password.lower().split())
         if folded in self.passwords() or password.lower().strip() in self.passwords():
-            raise ValidationError(_("Ce mot de passe est trop courant."), code="password_too_common")
+            raise ValidationError(
+                _("Ce mot de passe est trop courant."), code="password_too_common"
+            )
 
     def get_help_text(self) -> str:
         return _("Pas un mot de passe courant.")

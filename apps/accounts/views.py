@@ -14,6 +14,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
@@ -110,7 +111,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
         except throttling.Throttled as exc:
             form.add_error(
                 None,
-                _("Trop de tentatives. Réessayez dans %(minutes)d minutes.")
+                ngettext(
+                    "Trop de tentatives. Réessayez dans %(minutes)d minute.",
+                    "Trop de tentatives. Réessayez dans %(minutes)d minutes.",
+                    exc.minutes,
+                )
                 % {"minutes": exc.minutes},
             )
             status = 429
@@ -156,7 +161,11 @@ def verify_view(request: HttpRequest) -> HttpResponse:
             _pending_clear(request)
             messages.error(
                 request,
-                _("Trop de codes incorrects. Réessayez dans %(minutes)d minutes.")
+                ngettext(
+                    "Trop de codes incorrects. Réessayez dans %(minutes)d minute.",
+                    "Trop de codes incorrects. Réessayez dans %(minutes)d minutes.",
+                    exc.minutes,
+                )
                 % {"minutes": exc.minutes},
             )
             return redirect("accounts:login")
@@ -264,7 +273,9 @@ def reenrol_view(request: HttpRequest) -> HttpResponse:
         else:
             request.session.pop(ENROL_DEVICE, None)
             otp_login(request, device)
-            messages.success(request, _("Votre nouvelle application d'authentification est active."))
+            messages.success(
+                request, _("Votre nouvelle application d'authentification est active.")
+            )
             if codes:
                 return render(
                     request,
@@ -308,9 +319,7 @@ def password_change_view(request: HttpRequest) -> HttpResponse:
         old_key = request.session.session_key
         update_session_auth_hash(request, request.user)
         services.session_rekey(old_key=old_key, new_key=request.session.session_key)
-        messages.success(
-            request, _("Mot de passe changé. Vos autres sessions ont été fermées.")
-        )
+        messages.success(request, _("Mot de passe changé. Vos autres sessions ont été fermées."))
         return redirect("accounts:security")
     return render(request, "accounts/password_change.html", {"form": form})
 
@@ -354,7 +363,11 @@ def sessions_revoke_others_view(request: HttpRequest) -> HttpResponse:
         keep_session_key=request.session.session_key,
         meta=RequestMeta.from_request(request),
     )
-    messages.success(request, _("%(count)d autre(s) session(s) fermée(s).") % {"count": count})
+    messages.success(
+        request,
+        ngettext("%(count)d autre session fermée.", "%(count)d autres sessions fermées.", count)
+        % {"count": count},
+    )
     return redirect("accounts:sessions")
 
 

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.decorators import login_not_required
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.contrib.auth.decorators import login_not_required
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
@@ -13,7 +13,7 @@ class SecureAdminSite(admin.AdminSite):
     Its login is the portal's own (password then code); it has no login form of its own."""
 
     site_header = _("mssweb — administration de l'opérateur")
-    site_title = _("mssweb administration")
+    site_title = _("administration mssweb")
     index_title = _("Comptes, boîtes et traces")
 
     def has_permission(self, request) -> bool:

@@ -30,7 +30,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": health.check_database(), "broker": health.check_broker()}
     ok = all(value is None for value in checks.values())
     return JsonResponse(
-        {"status": "ok" if ok else "unavailable",
-         "checks": {name: error or "ok" for name, error in checks.items()}},
+        {
+            "status": "ok" if ok else "unavailable",
+            "checks": {name: error or "ok" for name, error in checks.items()},
+        },
         status=200 if ok else 503,
     )

@@ -119,8 +119,13 @@ def test_staff_creates_an_account_which_gets_a_set_password_mail(
 def test_admin_refuses_a_bad_idnat(staff_client):
     response = staff_client.post(
         "/admin/accounts/user/add/",
-        {"email": "x@test.mssante.fr", "first_name": "X", "last_name": "Y",
-         "idnat": "810001045368", "profession_code": "40"},
+        {
+            "email": "x@test.mssante.fr",
+            "first_name": "X",
+            "last_name": "Y",
+            "idnat": "810001045368",
+            "profession_code": "40",
+        },
     )
     assert response.status_code == 200
     assert "clé de contrôle" in response.content.decode()

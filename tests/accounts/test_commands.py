@@ -30,9 +30,22 @@ def run(*args, stdin: str = "") -> str:
 
 def test_create_account_with_password_from_stdin_and_totp_secret(domain):
     out = run(
-        "create_account", "--email", f"anne.bernard@{DOMAIN}", "--first-name", "Anne",
-        "--last-name", "Bernard", "--idnat", "810001045367", "--profession", "40",
-        "--specialty", "scd01", "--password-stdin", "--totp-secret", "JBSWY3DPEHPK3PXPJBSWY3DP",
+        "create_account",
+        "--email",
+        f"anne.bernard@{DOMAIN}",
+        "--first-name",
+        "Anne",
+        "--last-name",
+        "Bernard",
+        "--idnat",
+        "810001045367",
+        "--profession",
+        "40",
+        "--specialty",
+        "scd01",
+        "--password-stdin",
+        "--totp-secret",
+        "JBSWY3DPEHPK3PXPJBSWY3DP",
         stdin="une phrase de passe solide\n",
     )
     assert "Created account" in out
@@ -54,26 +67,68 @@ def test_create_account_with_password_from_stdin_and_totp_secret(domain):
 )
 def test_create_account_refuses_a_bad_idnat(domain, args, message):
     with pytest.raises(CommandError, match=message):
-        run("create_account", "--email", f"x@{DOMAIN}", "--first-name", "X", "--last-name",
-            "Y", "--password-stdin", *args, stdin="une phrase de passe solide\n")
+        run(
+            "create_account",
+            "--email",
+            f"x@{DOMAIN}",
+            "--first-name",
+            "X",
+            "--last-name",
+            "Y",
+            "--password-stdin",
+            *args,
+            stdin="une phrase de passe solide\n",
+        )
     assert not User.objects.exists()
 
 
 def test_create_account_refuses_a_weak_password(domain):
     with pytest.raises(CommandError, match="trop court"):
-        run("create_account", "--email", f"x@{DOMAIN}", "--first-name", "X", "--last-name",
-            "Y", "--idnat", "0123456789", "--password-stdin", stdin="short\n")
+        run(
+            "create_account",
+            "--email",
+            f"x@{DOMAIN}",
+            "--first-name",
+            "X",
+            "--last-name",
+            "Y",
+            "--idnat",
+            "0123456789",
+            "--password-stdin",
+            stdin="short\n",
+        )
 
 
 def test_create_account_refuses_a_foreign_domain(db):
     with pytest.raises(CommandError, match="domaine"):
-        run("create_account", "--email", "x@elsewhere.fr", "--first-name", "X", "--last-name",
-            "Y", "--idnat", "0123456789", "--password-stdin", stdin="une phrase solide 42\n")
+        run(
+            "create_account",
+            "--email",
+            "x@elsewhere.fr",
+            "--first-name",
+            "X",
+            "--last-name",
+            "Y",
+            "--idnat",
+            "0123456789",
+            "--password-stdin",
+            stdin="une phrase solide 42\n",
+        )
 
 
 def test_create_staff_account_needs_no_domain(db):
-    run("create_account", "--email", "ops@operator.example", "--first-name", "O",
-        "--last-name", "P", "--staff", "--password-stdin", stdin="une phrase solide 42\n")
+    run(
+        "create_account",
+        "--email",
+        "ops@operator.example",
+        "--first-name",
+        "O",
+        "--last-name",
+        "P",
+        "--staff",
+        "--password-stdin",
+        stdin="une phrase solide 42\n",
+    )
     assert User.objects.get().is_staff
 
 
@@ -94,4 +149,3 @@ def test_seed_demo_once_then_prints_the_same_logins(settings, tmp_path):
     assert second == first
     org = Mailbox.objects.get(kind="ORG")
     assert org.members.count() == 2
-

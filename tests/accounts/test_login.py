@@ -119,9 +119,10 @@ def test_first_login_leads_through_enrolment(client):
     assert "<svg" in html
     assert "otpauth://totp/" in html
     # Reloading keeps the same secret (the phone may already have scanned it).
-    assert client.get(reverse("accounts:enrol")).context["secret_groups"] == page.context[
-        "secret_groups"
-    ]
+    assert (
+        client.get(reverse("accounts:enrol")).context["secret_groups"]
+        == page.context["secret_groups"]
+    )
     device = TOTPDevice.objects.get(user=user, confirmed=False)
     assert client.post(reverse("accounts:enrol"), {"code": "000000"}).status_code == 400
     device.refresh_from_db()
@@ -152,9 +153,7 @@ def test_next_is_followed_only_within_the_site(client, user):
     response = client.post(VERIFY, {"code": totp_code(TOTPDevice.objects.get(user=user))})
     assert response["Location"] == "/compte/securite/"
     client.post(reverse("accounts:logout"))
-    client.post(
-        LOGIN, {"email": user.email, "password": PASSWORD, "next": "https://evil.example/"}
-    )
+    client.post(LOGIN, {"email": user.email, "password": PASSWORD, "next": "https://evil.example/"})
     response = client.post(VERIFY, {"code": totp_code(TOTPDevice.objects.get(user=user))})
     assert response["Location"] == "/"
 

@@ -29,12 +29,14 @@ class Command(BaseCommand):
         parser.add_argument("--specialty", default="")
         parser.add_argument("--civility", default="", choices=["", *CIVILITIES])
         parser.add_argument("--phone", default="")
-        parser.add_argument("--password-stdin", action="store_true",
-                            help="read the password from standard input")
+        parser.add_argument(
+            "--password-stdin", action="store_true", help="read the password from standard input"
+        )
         parser.add_argument("--staff", action="store_true", help="operator staff (admin panel)")
         parser.add_argument("--superuser", action="store_true", help="with --staff: all rights")
-        parser.add_argument("--totp-secret", default=None,
-                            help="pre-enrol an authenticator with this base32 secret")
+        parser.add_argument(
+            "--totp-secret", default=None, help="pre-enrol an authenticator with this base32 secret"
+        )
 
     def handle(self, *args, **options):
         password = None

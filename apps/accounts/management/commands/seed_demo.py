@@ -18,11 +18,32 @@ from apps.accounts.models import Domain, User
 from apps.accounts.nomenclatures import luhn_valid
 from apps.mailbox.models import Mailbox, MailboxKind, MailboxMembership
 
-WORDS = (
-    "lilas orage pivert canne falaise ardoise prairie cerise rivage boussole lanterne marelle "
-    "noisette pelote gravier sorbier tilleul vallon brindille mistral hirondelle citron galet "
-    "volcan"
-).split()
+WORDS = [
+    "lilas",
+    "orage",
+    "pivert",
+    "canne",
+    "falaise",
+    "ardoise",
+    "prairie",
+    "cerise",
+    "rivage",
+    "boussole",
+    "lanterne",
+    "marelle",
+    "noisette",
+    "pelote",
+    "gravier",
+    "sorbier",
+    "tilleul",
+    "vallon",
+    "brindille",
+    "mistral",
+    "hirondelle",
+    "citron",
+    "galet",
+    "volcan",
+]
 
 
 def rpps(seed: str) -> str:
@@ -38,15 +59,37 @@ def passphrase() -> str:
 
 
 PEOPLE = [
-    {"local": "claire.morel", "civility": "DR", "first_name": "Claire", "last_name": "Morel",
-     "idnat": rpps("9970041234"), "profession_code": "40", "specialty_code": "SCD03",
-     "phone": "+33612345678", "enrolled": True},
-    {"local": "paul.lefevre", "civility": "DR", "first_name": "Paul", "last_name": "Lefèvre",
-     "idnat": rpps("9970041235"), "profession_code": "40", "specialty_code": "SCD01",
-     "enrolled": True},
-    {"local": "amelie.durand", "civility": "DR", "first_name": "Amélie", "last_name": "Durand",
-     "idnat": rpps("9970041236"), "profession_code": "10", "specialty_code": "SM54",
-     "enrolled": False},
+    {
+        "local": "claire.morel",
+        "civility": "DR",
+        "first_name": "Claire",
+        "last_name": "Morel",
+        "idnat": rpps("9970041234"),
+        "profession_code": "40",
+        "specialty_code": "SCD03",
+        "phone": "+33612345678",
+        "enrolled": True,
+    },
+    {
+        "local": "paul.lefevre",
+        "civility": "DR",
+        "first_name": "Paul",
+        "last_name": "Lefèvre",
+        "idnat": rpps("9970041235"),
+        "profession_code": "40",
+        "specialty_code": "SCD01",
+        "enrolled": True,
+    },
+    {
+        "local": "amelie.durand",
+        "civility": "DR",
+        "first_name": "Amélie",
+        "last_name": "Durand",
+        "idnat": rpps("9970041236"),
+        "profession_code": "10",
+        "specialty_code": "SM54",
+        "enrolled": False,
+    },
 ]
 
 
@@ -109,8 +152,13 @@ class Command(BaseCommand):
         uri = None
         if secret:
             uri = TOTPDevice.objects.get(user=user, confirmed=True).config_url
-        return {"email": user.email, "role": role, "password": password,
-                "totp_secret": secret, "otpauth_uri": uri}
+        return {
+            "email": user.email,
+            "role": role,
+            "password": password,
+            "totp_secret": secret,
+            "otpauth_uri": uri,
+        }
 
     def _print(self, credentials: list[dict]) -> None:
         out = self.stdout
