@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # mssweb image: one image for every process (web, worker, beat, migrate); compose.yaml picks the
 # command. The code is not an installed package (pyproject.toml has `packages = []`): the
 # dependencies go into /opt/venv and the source tree runs from /opt/mssweb.
@@ -18,10 +16,9 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /build
-# Only what `pip install .` reads, so this layer is rebuilt when the dependencies change, not on
-# every code change. README.m[d] is a wildcard: the copy works whether or not README.md exists yet
-# (setuptools only warns when the readme is missing).
-COPY pyproject.toml README.m[d] ./
+# Only what `pip install .` reads (pyproject.toml declares readme = "README.md"), so this layer is
+# rebuilt when the dependencies change, not on every code change.
+COPY pyproject.toml README.md ./
 RUN pip install --no-cache-dir .
 
 # --- runtime ----------------------------------------------------------------------------------
@@ -64,11 +61,15 @@ RUN install -d -o mssweb -g mssweb -m 0750 /var/lib/mssweb \
     && DJANGO_SECRET_KEY=build-only-not-secret-used-by-collectstatic-only \
        DJANGO_ALLOWED_HOSTS=localhost \
        DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+       REDIS_URL=redis://build-only.invalid:6379/0 \
+       EMAIL_URL=dummymail:// \
+       MSSWEB_SITE_URL=https://build-only.invalid \
        MSSWEB_VAR_DIR=/tmp/mssweb-build \
        python manage.py collectstatic --noinput \
     && rm -rf /tmp/mssweb-build /tmp/build.sqlite3
 
-USER mssweb
+# Numeric, so that orchestrators enforcing "run as non-root" can check it (10001 is mssweb).
+USER 10001:10001
 
 EXPOSE 8000
 
@@ -86,4 +87,4 @@ r.urlopen(r.Request('http://127.0.0.1:8000/healthz', headers={'Host': host}), ti
 # gunicorn trusts X-Forwarded-Proto from any address (--forwarded-allow-ips='*'), and so does
 # Django with DJANGO_BEHIND_PROXY=true: publish port 8000 to the TLS reverse proxy only.
 # `exec` makes gunicorn PID 1, so `docker stop` (SIGTERM) reaches it and it shuts down gracefully.
-CMD ["sh", "-c", "exec gunicorn mssweb.wsgi:application --bind 0.0.0.0:8000 --workers \"${WEB_CONCURRENCY:-3}\" --worker-tmp-dir /dev/shm --access-logfile - --forwarded-allow-ips='*'"]
+CMD ["sh", "-c", "exec gunicorn mssweb.wsgi:application --bind 0.0.0.0:8000 --workers \"${WEB_CONCURRENCY:-3}\" --worker-tmp-dir /dev/shm --forwarded-allow-ips='*'"]

@@ -43,14 +43,22 @@ if DEBUG or TESTING:
         "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"]
     )
 else:
-    try:
-        SECRET_KEY = env.str("DJANGO_SECRET_KEY")
-        ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-    except ImproperlyConfigured as exc:
+    # Production: no silent fallback to the local defaults (SQLite, file broker, console mail,
+    # links to 127.0.0.1). Each of these must be set.
+    PRODUCTION_REQUIRED = (
+        "DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "EMAIL_URL",
+        "MSSWEB_SITE_URL",
+    )  # fmt: skip
+    missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
+    if not (env.str("REDIS_URL", default="") or env.str("CELERY_BROKER_URL", default="")):
+        missing.append("REDIS_URL (or CELERY_BROKER_URL)")
+    if missing:
         raise ImproperlyConfigured(
-            f"{exc}. Production (DJANGO_DEBUG=false) needs DJANGO_SECRET_KEY and "
-            "DJANGO_ALLOWED_HOSTS; for local use run `make run` or set DJANGO_DEBUG=true."
-        ) from exc
+            f"Production (DJANGO_DEBUG=false) needs {', '.join(missing)}; see .env.example. "
+            "For local use run `make run` or set DJANGO_DEBUG=true."
+        )
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
     if len(SECRET_KEY) < 40:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 40 characters long.")
 
@@ -148,10 +156,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # Server-less broker for local use: queued messages are files under var/celery-broker.
     CELERY_BROKER_DIR.mkdir(parents=True, exist_ok=True)
     (CELERY_BROKER_DIR / "processed").mkdir(exist_ok=True)
+    (CELERY_BROKER_DIR / "control").mkdir(exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR),
         "data_folder_out": str(CELERY_BROKER_DIR),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -201,7 +211,9 @@ AUTH_PASSWORD_VALIDATORS = [
 PASSWORD_RESET_TIMEOUT = env.int("MSSWEB_PASSWORD_RESET_TIMEOUT", default=3600)
 
 OTP_TOTP_ISSUER = env.str("MSSWEB_OTP_ISSUER", default="mssweb")
-OTP_TOTP_THROTTLE_FACTOR = 1
+# django-otp's own per-device back-off is off: it refused a correct code typed within a second
+# of a typo and reported it as wrong. Code attempts are limited by apps/accounts/throttling.py.
+OTP_TOTP_THROTTLE_FACTOR = 0
 BACKUP_CODE_COUNT = 10
 
 # Brute-force throttling (apps/accounts/throttling.py). Failures are counted per account, per
@@ -234,7 +246,9 @@ CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=SECURE_HTTPS)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if SECURE_HTTPS else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SECURE_HTTPS
+)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -272,7 +286,7 @@ STORAGES = {
 }
 
 # --- E-mail (notices to users: password reset, second factor reset) ---------------------------
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")  # required in production
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mssweb <no-reply@localhost>")
 

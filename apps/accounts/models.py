@@ -198,7 +198,7 @@ class BackupCodeDevice(TimestampMixin, ThrottlingMixin, Device):
         verbose_name_plural = _("codes de secours")
 
     def get_throttle_factor(self) -> int:
-        return 1
+        return 0  # attempts are limited by apps/accounts/throttling.py
 
     def verify_token(self, token: str) -> bool:
         allowed, _info = self.verify_is_allowed()

@@ -99,3 +99,41 @@ def test_logs_are_json_with_addresses_redacted():
     assert line["message"] == "sent to c***@x.mssante.fr"
     assert line["message_id"] == 42
     assert line["level"] == "INFO"
+
+
+def _load_production_settings(tmp_path, **env):
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MSSWEB_"))}
+    clean.pop("DATABASE_URL", None)
+    clean.pop("REDIS_URL", None)
+    clean.update(DJANGO_DEBUG="false", MSSWEB_VAR_DIR=str(tmp_path), **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import mssweb.settings"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_production_refuses_to_start_without_its_secrets(tmp_path):
+    result = _load_production_settings(tmp_path)
+    assert result.returncode != 0
+    for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "MSSWEB_SITE_URL"):
+        assert name in result.stderr
+
+
+def test_production_starts_with_every_required_variable(tmp_path):
+    result = _load_production_settings(
+        tmp_path,
+        DJANGO_SECRET_KEY="k" * 50,
+        DJANGO_ALLOWED_HOSTS="mssweb.example.org",
+        DATABASE_URL="postgres://u:p@db/mssweb",
+        REDIS_URL="redis://redis:6379/0",
+        EMAIL_URL="smtp+tls://u:p@smtp.example.org:587",
+        MSSWEB_SITE_URL="https://mssweb.example.org",
+    )
+    assert result.returncode == 0, result.stderr
