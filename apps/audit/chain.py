@@ -40,7 +40,9 @@ MISSING_ROWS = "missing rows"
 
 def canonical_json(value: Any) -> str:
     """The one JSON form used for hashing: sorted keys, no spaces, UTF-8 text, no NaN."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def timestamp(created_at: datetime) -> str:
@@ -127,9 +129,12 @@ def verify_rows(
     for row in rows:
         if row["seq"] != next_seq:
             reason = MISSING_ROWS
-        elif compute_row_hash(
-            prev_hash=row["prev_hash"], **{name: row[name] for name in HASHED_FIELDS}
-        ) != row["row_hash"]:
+        elif (
+            compute_row_hash(
+                prev_hash=row["prev_hash"], **{name: row[name] for name in HASHED_FIELDS}
+            )
+            != row["row_hash"]
+        ):
             reason = HASH_MISMATCH
         elif row["prev_hash"] != prev_hash:
             reason = BROKEN_LINK

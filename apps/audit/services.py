@@ -46,7 +46,8 @@ def record(
     to their e-mail address and may name someone without an account (a failed login's address).
     ``target`` is a saved model instance or a ``("app_label.model", id)`` pair. ``extra`` holds
     ids and old/new values: JSON types without floats, and no key that names a secret
-    (``SECRET_WORDS``) unless its value is a boolean, else ValueError. ``meta.session_key`` is never stored.
+    (``SECRET_WORDS``) unless its value is a boolean, else ValueError. ``meta.session_key`` is
+    never stored.
 
     On PostgreSQL appends are serialised by an advisory lock held until the caller's transaction
     ends, so call this late in a transaction, not before slow work. Under READ COMMITTED (the

@@ -48,7 +48,9 @@ def test_audit_verify_accepts_an_empty_trail(db):
 
 
 def test_audit_verify_names_an_edited_row(chain, tamper):
-    tamper("UPDATE audit_auditevent SET actor_label = %s WHERE id = %s", ["x@example.org", chain[2].id])
+    tamper(
+        "UPDATE audit_auditevent SET actor_label = %s WHERE id = %s", ["x@example.org", chain[2].id]
+    )
 
     message = verify_fails()
 
@@ -101,7 +103,9 @@ def test_audit_verify_names_rows_whose_contents_were_swapped(chain, tamper):
 
 
 def test_audit_verify_from_seq_trusts_the_row_before(chain, tamper):
-    tamper("UPDATE audit_auditevent SET actor_label = %s WHERE id = %s", ["x@example.org", chain[0].id])
+    tamper(
+        "UPDATE audit_auditevent SET actor_label = %s WHERE id = %s", ["x@example.org", chain[0].id]
+    )
 
     assert verify("--from-seq", "2") == f"OK: 4 events verified, head {chain[-1].row_hash}"
     assert verify("--from-seq", "6") == f"OK: 0 events verified, head {chain[-1].row_hash}"

@@ -235,9 +235,13 @@ def test_audit_events_for_user_lists_their_own_events_newest_first(
 
 
 def test_record_is_rolled_back_with_the_callers_transaction(db):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        record(event=Event.LOGOUT)
-        raise RuntimeError("the audited change failed")
+    def audited_change_that_fails():
+        with transaction.atomic():
+            record(event=Event.LOGOUT)
+            raise RuntimeError("the audited change failed")
+
+    with pytest.raises(RuntimeError):
+        audited_change_that_fails()
 
     assert not AuditEvent.objects.exists()
     assert record(event=Event.LOGOUT).seq == 1

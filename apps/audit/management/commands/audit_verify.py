@@ -35,11 +35,14 @@ class Command(BaseCommand):
             .values_list(*COLUMNS)
             .iterator(chunk_size=2000)
         )
-        report = verify_rows(
-            (dict(zip(COLUMNS, row, strict=True)) for row in rows),
-            prev_hash=prev_hash,
-            next_seq=next_seq,
-        )
+        try:
+            report = verify_rows(
+                (dict(zip(COLUMNS, row, strict=True)) for row in rows),
+                prev_hash=prev_hash,
+                next_seq=next_seq,
+            )
+        finally:
+            rows.close()  # stopping at a broken row: close the server-side cursor now
         if report.broken is not None:
             broken = report.broken
             raise CommandError(
