@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.accounts",
     "apps.mailbox",
+    "apps.directory",
 ]
 
 MIDDLEWARE = [
@@ -179,6 +181,13 @@ CELERY_BEAT_SCHEDULE = {
     "accounts-sessions-cleanup": {
         "task": "accounts.sessions_cleanup",
         "schedule": timedelta(minutes=15),
+    },
+    "directory-import-daily": {
+        "task": "directory.import_daily",
+        "schedule": crontab(
+            hour=env.int("DIRECTORY_IMPORT_HOUR", default=4),
+            minute=env.int("DIRECTORY_IMPORT_MINUTE", default=30),
+        ),
     },
 }
 
@@ -289,6 +298,20 @@ STORAGES = {
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")  # required in production
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mssweb <no-reply@localhost>")
+
+# --- National directory (apps/directory) ------------------------------------------------------
+# Paths or http(s) URLs of the two extracts (.txt or the official .zip), imported daily by beat.
+DIRECTORY_ACTIVITIES_SOURCE = env.str("DIRECTORY_ACTIVITIES_SOURCE", default="")
+DIRECTORY_MSSANTE_SOURCE = env.str("DIRECTORY_MSSANTE_SOURCE", default="")
+# An import is refused (the directory in service is kept) above this share of broken lines,
+# or when it brings fewer than this share of the activities in service (a truncated download).
+DIRECTORY_MAX_REJECTED_RATIO = env.float("DIRECTORY_MAX_REJECTED_RATIO", default=0.01)
+DIRECTORY_MIN_KEPT_RATIO = env.float("DIRECTORY_MIN_KEPT_RATIO", default=0.5)
+# Recipient autocompletion: results per answer, and requests allowed per user per 10 seconds.
+DIRECTORY_AUTOCOMPLETE_LIMIT = env.int("DIRECTORY_AUTOCOMPLETE_LIMIT", default=8)
+DIRECTORY_AUTOCOMPLETE_RATE = env.int("DIRECTORY_AUTOCOMPLETE_RATE", default=30)
+# People in the synthetic directory loaded by `make run`'s demo seed.
+MSSWEB_DEMO_DIRECTORY_PEOPLE = env.int("MSSWEB_DEMO_DIRECTORY_PEOPLE", default=3000)
 
 # --- Demo seed ----------------------------------------------------------------------------------
 MSSWEB_DEMO_DOMAIN = env.str("MSSWEB_DEMO_DOMAIN", default="mssweb-demo.mssante.fr")

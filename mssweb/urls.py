@@ -6,6 +6,7 @@ from apps.core import views as core_views
 urlpatterns = [
     path("", include("apps.core.urls")),
     path("compte/", include("apps.accounts.urls")),
+    path("annuaire/", include("apps.directory.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("healthz", core_views.healthz, name="healthz"),

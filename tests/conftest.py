@@ -24,6 +24,14 @@ def totp_code(device: TOTPDevice, *, at: float | None = None) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Rate limits live in the cache; ids are reused across rolled-back tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def domain(db):
     return Domain.objects.get_or_create(name=DOMAIN)[0]

@@ -28,6 +28,9 @@ class Event(IntEnum):
     ACCOUNT_SUSPENDED = 301
     ACCOUNT_REACTIVATED = 302
     ACCOUNT_UPDATED = 303
+    # 400: national directory
+    DIRECTORY_IMPORTED = 400
+    DIRECTORY_IMPORT_FAILED = 401
 
     @property
     def label(self) -> str:

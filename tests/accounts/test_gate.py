@@ -35,6 +35,8 @@ SAMPLE_KWARGS = {
     "uidb64": "MQ",
     "token": "x-y",
     "url": "x",
+    "idnat": "810001045367",
+    "contact_id": 1,
 }
 
 
