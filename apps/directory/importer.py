@@ -295,22 +295,26 @@ def directory_import(
             )
     except (ApplicationError, OSError) as exc:
         message = exc.message if isinstance(exc, ApplicationError) else f"{type(exc).__name__}"
-        with transaction.atomic():
-            run.status = ImportRun.Status.FAILED
-            run.finished_at = timezone.now()
-            run.error = message[:2000]
-            run.save(update_fields=["status", "finished_at", "error", "report",
-                                    "activity_rows", "mailbox_rows", "rejected_rows", "slot"])
-            record(
-                event=Event.DIRECTORY_IMPORT_FAILED,
-                target=run,
-                extra={"rejected_rows": run.rejected_rows},
-            )
-        logger.warning("directory import failed", extra={"import_run": run.pk})
+        import_failed(run=run, message=message)
         if isinstance(exc, DirectoryImportError):
             raise
         raise DirectoryImportError(message) from exc
     return run
+
+
+@transaction.atomic
+def import_failed(*, run: ImportRun, message: str) -> None:
+    """Record a refused or failed import (the directory in service stays as it was)."""
+    run.status = ImportRun.Status.FAILED
+    run.finished_at = timezone.now()
+    run.error = message[:2000]
+    run.save()
+    record(
+        event=Event.DIRECTORY_IMPORT_FAILED,
+        target=run,
+        extra={"rejected_rows": run.rejected_rows},
+    )
+    logger.warning("directory import failed", extra={"import_run": run.pk})
 
 
 def _import_into_spare_slot(
@@ -323,9 +327,10 @@ def _import_into_spare_slot(
     run.slot = slot
     models = SLOT_MODELS[slot]
 
-    with extracts.open_extract(mssante, "mssante") as bal_stream, extracts.open_extract(
-        activities, "activities"
-    ) as act_stream:
+    with (
+        extracts.open_extract(mssante, "mssante") as bal_stream,
+        extracts.open_extract(activities, "activities") as act_stream,
+    ):
         # Both headers are checked (ExtractError) before anything is written.
         mailbox_records = extracts.iter_mailboxes(bal_stream, name=mssante.name)
         activity_records = extracts.iter_activities(act_stream, name=activities.name)
@@ -337,7 +342,10 @@ def _import_into_spare_slot(
         def mailbox_rows() -> Iterator[tuple]:
             seen: set[str] = set()
             for rec in _counted(
-                mailbox_records, report=bal_report, file=mssante.name, kind="mssante",
+                mailbox_records,
+                report=bal_report,
+                file=mssante.name,
+                kind="mssante",
                 progress=progress,
             ):
                 address = rec.address.lower()
@@ -357,7 +365,10 @@ def _import_into_spare_slot(
 
         def activity_rows() -> Iterator[tuple]:
             for rec in _counted(
-                activity_records, report=act_report, file=activities.name, kind="activities",
+                activity_records,
+                report=act_report,
+                file=activities.name,
+                kind="activities",
                 progress=progress,
             ):
                 if rec.idnat not in people_seen:
@@ -406,9 +417,7 @@ def _check_sanity(*, run: ImportRun, state: DirectoryState | None, force: bool) 
 def _switch_to(*, run: ImportRun, slot: str) -> None:
     state, _ = DirectoryState.objects.select_for_update().get_or_create(pk=1)
     if state.active_run_id:
-        ImportRun.objects.filter(pk=state.active_run_id).update(
-            status=ImportRun.Status.SUPERSEDED
-        )
+        ImportRun.objects.filter(pk=state.active_run_id).update(status=ImportRun.Status.SUPERSEDED)
     state.active_slot = slot
     state.active_run = run
     state.changed_at = timezone.now()

@@ -16,7 +16,7 @@ The output is a pure function of the arguments (same seed, same bytes). Rows are
 they are drawn, so memory stays flat whatever ``people`` is (the only tables that grow are
 bounded by the name lists, not by the number of rows). About 1.3 activity rows per person
 (≈25% have 2 or 3 activities, ≈3% none: one row with empty structure columns), and about
-``mailbox_ratio`` × 1.16 mailbox rows per person (PER mailboxes, a few second ones, ORG
+``mailbox_ratio`` × 1.17 mailbox rows per person (PER mailboxes, a few second ones, ORG
 mailboxes of hospitals and practices, and — as in the real file — a few addresses twice).
 """
 
@@ -662,6 +662,7 @@ SECTOR_BY_KIND = {
     "pharmacy": "",
     "lab": "",
     "ehpad": "",
+    "shop": "",
 }
 
 
@@ -714,8 +715,9 @@ class _Generator:
         return siren + nic + luhn_key(siren + nic), siren
 
     def _finess(self, department: str) -> str:
-        head = department if len(department) == 3 else department + "0"
-        return head + f"{int(self.rnd() * 10**5):05d}"
+        """9 characters starting with the department (2A/2B for Corsica, 97x overseas)."""
+        width = 9 - len(department)
+        return department + f"{int(self.rnd() * 10**width):0{width}d}"
 
     def _rpps(self, index: int) -> str:
         base = f"10{(index * 7919 + self.rpps_offset) % 10**8:08d}"
@@ -812,7 +814,10 @@ class _Generator:
         section, genre = "", "GENR01"
         hospital = self.hospitals[town_index]
         code = p.code
-        if mode == "S":
+        if mode == "S" and code in ("26", "28"):
+            kind, name, sign = self._practice(p, last, first, town)
+            site, role = self._site(town_index, kind, name, sign), "FON-33"
+        elif mode == "S":
             r = rnd()
             if code == "21" and r < 0.45:
                 site = self._site(town_index, "pharmacy", self._pharmacy_name(town, last))
@@ -824,6 +829,9 @@ class _Generator:
                 site, role, section = hospital, "FON-33", "H"
                 if code == "10" and rnd() < 0.08:
                     role = "FON-48"
+            elif code == "98":
+                name = f"CENTRE D'IMAGERIE MEDICALE {_upper(_of(town.name))}"
+                site, role = self._site(town_index, "group", name), "FON-33"
             elif r < 0.9:
                 name = f"CENTRE DE SANTE {_upper(_of(town.name))}"
                 if code == "40":
@@ -876,10 +884,10 @@ class _Generator:
                 return "group", f"CABINET DENTAIRE {name}", ""
             return "cabinet", f"CABINET DENTAIRE DU DR {name_up}", ""
         label = PRACTICE_LABELS.get(code, "CABINET " + _upper(p.label))
-        if group:
+        if group and code not in ("28", "26"):
             return "group", f"{label} {of_town}", ""
         if code in ("28", "26"):
-            return "cabinet", f"{label} {_upper(last)}", f"{label} {_upper(town.name)}"
+            return "shop", f"{label} {_upper(last)}", f"{label} {_upper(town.name)}"
         return "cabinet", f"{label} {name_up}", ""
 
     # -- mailboxes
@@ -1056,7 +1064,7 @@ def _generate(
     towns = g.towns
     n_towns = len(towns)
     second_mailbox = 0.05
-    org_rate = 0.12  # of the people with a mailbox, also an ORG one for their structure
+    org_rate = 0.15  # of the people with a mailbox, also an ORG one for their structure
     duplicate_rate = 0.004
     act_row, bal_row = activities.row, mailboxes.row
 

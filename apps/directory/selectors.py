@@ -8,6 +8,7 @@ closest last names by trigram similarity over the small table of distinct names.
 
 import base64
 import binascii
+import itertools
 import json
 from dataclasses import dataclass, field
 
@@ -100,6 +101,19 @@ def _upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+def adjacent_condition(words: list[str], field_name: str = "key_lf") -> Q:
+    """The words, in some order, are the start of the key: "marie dupont" and "dupont ma" both
+    find "dupont marie". Each order is one narrow index range, so this is fast even for very
+    common names; compound names ("lefevre dupont helene" found by "helene dupont") need the
+    broader ``name_condition``."""
+    words = list(dict.fromkeys(words))[:3]
+    condition = Q()
+    for order in itertools.permutations(words):
+        prefix = " ".join(order)
+        condition |= Q(**{f"{field_name}__gte": prefix, f"{field_name}__lt": _upper_bound(prefix)})
+    return condition
+
+
 def name_condition(words: list[str], field_name: str = "key_lf") -> Q:
     """Every word is the start of a word of the "last first" key, in any order: "dup m" and
     "marie dupont" find "dupont marie". One word must start the key (an index range): the first
@@ -135,18 +149,20 @@ def _similar_last_names(slot: str, word: str, limit: int = 3) -> list[str]:
 # --- Search -------------------------------------------------------------------------------------
 
 
-def _encode_cursor(key: str, idnat: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([key, idnat]).encode()).decode()
+# A cursor carries the last person shown and how names were matched (A: words adjacent, the
+# fast first try; B: any word start), so every page of one search uses the same rule.
+def _encode_cursor(key: str, idnat: str, mode: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([key, idnat, mode]).encode()).decode()
 
 
-def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
+def _decode_cursor(cursor: str | None) -> tuple[str, str, str] | None:
     if not cursor:
         return None
     try:
-        key, idnat = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        key, idnat, mode = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, binascii.Error, TypeError):
         return None
-    return (str(key), str(idnat))
+    return (str(key), str(idnat), "A" if mode == "A" else "B")
 
 
 def _filtered(qs: QuerySet, filters: SearchFilters) -> QuerySet:
@@ -176,11 +192,18 @@ def directory_search(
     if filters.empty:
         return SearchPage(people=[], next_cursor=None)
     words = normalize_search(filters.query).split()
-    page = _search_slot(slot, filters, words, cursor, limit)
-    if not page.people and words and cursor is None:
+    after = _decode_cursor(cursor)
+    if after is not None:
+        return _search_slot(slot, filters, words, after, limit, mode=after[2])
+    # Several words: first the fast rule (words adjacent, in some order); if it does not fill a
+    # page, the broader one (any word start), which also finds compound names.
+    page = _search_slot(slot, filters, words, None, limit, mode="A" if len(words) > 1 else "B")
+    if len(words) > 1 and len(page.people) < limit:
+        page = _search_slot(slot, filters, words, None, limit, mode="B")
+    if not page.people and words:
         for candidate in _similar_last_names(slot, words[0]):
             corrected = [candidate, *words[1:]]
-            page = _search_slot(slot, filters, corrected, None, limit)
+            page = _search_slot(slot, filters, corrected, None, limit, mode="B")
             if page.people:
                 page.corrected_to = " ".join(corrected)
                 break
@@ -188,15 +211,20 @@ def directory_search(
 
 
 def _search_slot(
-    slot: str, filters: SearchFilters, words: list[str], cursor: str | None, limit: int
+    slot: str,
+    filters: SearchFilters,
+    words: list[str],
+    after: tuple[str, str, str] | None,
+    limit: int,
+    *,
+    mode: str,
 ) -> SearchPage:
     models = SLOT_MODELS[slot]
     qs = _filtered(models["activity"].objects.all(), filters)
     if words:
-        qs = qs.filter(name_condition(words))
-    after = _decode_cursor(cursor)
+        qs = qs.filter(adjacent_condition(words) if mode == "A" else name_condition(words))
     if after is not None:
-        key, idnat = after
+        key, idnat, _mode = after
         qs = qs.filter(key_lf__gte=key).filter(Q(key_lf__gt=key) | Q(idnat__gt=idnat))
     fetch = limit * FETCH_FACTOR + 1
     rows = list(qs.order_by("key_lf", "idnat", "id")[:fetch])
@@ -217,7 +245,7 @@ def _search_slot(
         people = people[:limit]
         more = True
     if more and people:
-        next_cursor = _encode_cursor(last_key[people[-1].idnat], people[-1].idnat)
+        next_cursor = _encode_cursor(last_key[people[-1].idnat], people[-1].idnat, mode)
     _attach_mailboxes(slot, people)
     return SearchPage(people=people, next_cursor=next_cursor)
 

@@ -11,10 +11,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
 from apps.directory.extracts import normalize_search
-from apps.directory.importer import DirectoryImportError, directory_import
+from apps.directory.importer import DirectoryImportError, directory_import, import_failed
 from apps.directory.models import Contact, ImportRun, SearchCount
 
 DOWNLOAD_TIMEOUT = 300
@@ -52,8 +53,13 @@ def directory_import_from_sources(*, force: bool = False) -> ImportRun | None:
         try:
             activities_path = _fetch(activities, Path(folder))
             mssante_path = _fetch(mssante, Path(folder))
-        except OSError as exc:
-            raise DirectoryImportError(f"Téléchargement impossible : {type(exc).__name__}") from exc
+        except (OSError, DirectoryImportError) as exc:
+            message = getattr(exc, "message", "") or (
+                f"Téléchargement impossible : {type(exc).__name__}"
+            )
+            run = ImportRun.objects.create(activities_source=activities, mssante_source=mssante)
+            import_failed(run=run, message=message)
+            raise DirectoryImportError(message) from exc
         return directory_import(activities=activities_path, mssante=mssante_path, force=force)
 
 
@@ -95,7 +101,7 @@ def contact_save(
         with transaction.atomic():
             contact.save()
     except IntegrityError as exc:
-        raise ContactError("Cette adresse est déjà dans vos contacts.") from exc
+        raise ContactError(_("Cette adresse est déjà dans vos contacts.")) from exc
     return contact
 
 

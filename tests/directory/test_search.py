@@ -221,3 +221,20 @@ class TestContacts:
 
 def test_client_helper_is_real(db):
     assert Client().get("/healthz").status_code == 200
+
+
+def test_compound_last_names_are_found_by_any_of_their_words(tmp_path):
+    pair = write_pair(tmp_path, [
+        activity("810001045367", "LEFÈVRE-DUPONT", "Hélène"),
+        *[activity(f"8{n:010d}0", "LEFEVRE", f"Anne{n:02d}") for n in range(30)],
+    ], [])  # fmt: skip
+    directory_import(activities=pair.activities, mssante=pair.mssante)
+    assert ids("lefevre helene")[0] == ["810001045367"]
+    assert ids("helene lefevre")[0] == ["810001045367"]
+    assert ids("lefevre dupont")[0] == ["810001045367"]
+    # Words adjacent fill the page first; the cursor keeps the same rule on the next page.
+    first, page = ids("lefevre anne", limit=20)
+    assert len(first) == 20
+    second, _ = ids("lefevre anne", cursor=page.next_cursor, limit=20)
+    assert len(second) == 10
+    assert not set(first) & set(second)

@@ -106,6 +106,7 @@ class Command(BaseCommand):
             self.stdout.write("Accounts already exist: no demo seeded.")
             return
         credentials = self._seed(domain_name)
+        self._seed_directory()
         path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2))
         path.chmod(0o600)
         self._print(credentials)
@@ -146,6 +147,53 @@ class Command(BaseCommand):
         )
         credentials.append(self._entry(staff, password, secret, "personnel (admin)"))
         return credentials
+
+    def _seed_directory(self) -> None:
+        """A synthetic national directory of a few thousand people, in the real format, with the
+        demo professionals in it, so search and autocompletion feel real."""
+        from apps.directory.extracts import ACTIVITY_HEADER, MAILBOX_HEADER
+        from apps.directory.importer import directory_import
+        from apps.directory.sample import write_sample
+
+        folder = settings.VAR_DIR / "demo-directory"
+        files = write_sample(people=settings.MSSWEB_DEMO_DIRECTORY_PEOPLE, out_dir=folder)
+        demo = User.objects.filter(is_staff=False).exclude(idnat="").order_by("pk")
+        with files.activities_path.open("a", encoding="utf-8") as out:
+            for user in demo:
+                row = {
+                    "Type d'identifiant PP": user.idnat[0],
+                    "Identifiant PP": user.idnat[1:],
+                    "Identification nationale PP": user.idnat,
+                    "Code civilité d'exercice": user.civility,
+                    "Nom d'exercice": user.last_name.upper(),
+                    "Prénom d'exercice": user.first_name,
+                    "Code profession": user.profession_code,
+                    "Libellé profession": user.profession_label,
+                    "Code type savoir-faire": "S",
+                    "Code savoir-faire": user.specialty_code,
+                    "Raison sociale site": "Cabinet dentaire des Lilas",
+                    "Code postal (coord. structure)": "69003",
+                    "Libellé commune (coord. structure)": "Lyon",
+                    "Code Département (structure)": "69",
+                }
+                out.write("|".join(row.get(h, "") for h in ACTIVITY_HEADER) + "|\n")
+        with files.mssante_path.open("a", encoding="utf-8") as out:
+            for user in demo:
+                row = {
+                    "Type de BAL": "PER",
+                    "Adresse BAL": user.email,
+                    "Identification nationale PP": user.idnat,
+                    "Civilité d'exercice": user.civility,
+                    "Nom d'exercice": user.last_name.upper(),
+                    "Prénom d'exercice": user.first_name,
+                    "Libellé Profession": user.profession_label,
+                    "L6LIGNEACHEMINEMENT structure BAL": "69003 LYON",
+                }
+                out.write("|".join(row.get(h, "") for h in MAILBOX_HEADER) + "|\n")
+        run = directory_import(activities=files.activities_path, mssante=files.mssante_path)
+        self.stdout.write(
+            f"Demo directory: {run.activity_rows:,} activities, {run.mailbox_rows:,} mailboxes."
+        )
 
     @staticmethod
     def _entry(user: User, password: str, secret: str | None, role: str) -> dict:
