@@ -215,6 +215,7 @@ def searches(args, figures: dict) -> None:
         directory_search(filters=SearchFilters(query=query, **filters))
     timings, db_timings, empty = [], [], 0
     by_kind: dict[int, list[float]] = {}
+    empty_by_kind: dict[int, int] = {}
     for n, (query, filters) in enumerate(queries):
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
@@ -224,10 +225,13 @@ def searches(args, figures: dict) -> None:
         by_kind.setdefault(n % 6, []).append(elapsed)
         db_timings.append(sum(float(q["time"]) for q in captured.captured_queries))
         empty += not page.people
+        if not page.people:
+            empty_by_kind[n % 6] = empty_by_kind.get(n % 6, 0) + 1
     reset_queries()
     kinds = ["prefix", "last+first", "first last", "typo", "prefix+dept", "profession+dept"]
     figures["search_queries"] = len(queries)
     figures["search_empty_results"] = empty
+    figures["search_empty_by_kind"] = {kinds[k]: v for k, v in sorted(empty_by_kind.items())}
     figures["search_selector"] = _percentiles(timings)
     figures["search_sql_only"] = _percentiles(db_timings)
     figures["search_by_kind_p95_ms"] = {
@@ -238,7 +242,10 @@ def searches(args, figures: dict) -> None:
 
     settings.DIRECTORY_AUTOCOMPLETE_RATE = 10**9
     settings.ALLOWED_HOSTS = ["*"]
-    user = make_user()
+    from apps.accounts.management.commands.seed_demo import rpps
+
+    stamp = time.time_ns() % 10**10
+    user = make_user(email=f"bench-{stamp}@test.mssante.fr", idnat=rpps(f"{stamp:010d}"))
     client = Client()
     login(client, user)
     http = []

@@ -133,20 +133,25 @@ def name_condition(words: list[str], field_name: str = "key_lf") -> Q:
 
 
 def _similar_last_names(slot: str, word: str, limit: int = 3) -> list[str]:
+    """Last names within a small edit distance of ``word`` (PostgreSQL), nearest and most
+    common first. Searched in the table of distinct names, not the big one: the names with the
+    same first letter and a close length, plus those sharing trigrams (a wrong first letter)."""
     if connection.vendor != "postgresql" or len(word) < 3:
         return []
     table = SLOT_MODELS[slot]["name"]._meta.db_table
+    distance = 1 if len(word) <= 4 else 2
     with connection.cursor() as cursor:
-        cursor.execute("SET pg_trgm.similarity_threshold = 0.45")
         cursor.execute(
-            f"SELECT key FROM {table} WHERE key %% %s "  # noqa: S608 - fixed table name
-            "ORDER BY similarity(key, %s) DESC, people DESC LIMIT %s",
-            [word, word, limit],
-        )
+            f"SELECT key FROM {table} "  # noqa: S608 - fixed table name
+            "WHERE ((key >= %s AND key < %s AND length(key) BETWEEN %s AND %s) OR key %% %s) "
+            "AND levenshtein_less_equal(key, %s, %s) <= %s "
+            "ORDER BY levenshtein_less_equal(key, %s, %s), people DESC LIMIT %s",
+            [
+                word[0], _upper_bound(word[0]), len(word) - distance, len(word) + distance,
+                word, word, distance, distance, word, distance, limit,
+            ],
+        )  # fmt: skip
         return [row[0] for row in cursor.fetchall()]
-
-
-# --- Search -------------------------------------------------------------------------------------
 
 
 # A cursor carries the last person shown and how names were matched (A: words adjacent, the
@@ -195,10 +200,11 @@ def directory_search(
     after = _decode_cursor(cursor)
     if after is not None:
         return _search_slot(slot, filters, words, after, limit, mode=after[2])
-    # Several words: first the fast rule (words adjacent, in some order); if it does not fill a
-    # page, the broader one (any word start), which also finds compound names.
+    # Several words: first the fast rule (words adjacent, in some order: "marie dupont", "dupont
+    # ma"); only if it finds nobody, the broader one (any word start), which also finds compound
+    # names ("helene lefevre" → LEFÈVRE-DUPONT Hélène) but reads many more rows.
     page = _search_slot(slot, filters, words, None, limit, mode="A" if len(words) > 1 else "B")
-    if len(words) > 1 and len(page.people) < limit:
+    if len(words) > 1 and not page.people:
         page = _search_slot(slot, filters, words, None, limit, mode="B")
     if not page.people and words:
         for candidate in _similar_last_names(slot, words[0]):

@@ -238,3 +238,18 @@ def test_compound_last_names_are_found_by_any_of_their_words(tmp_path):
     second, _ = ids("lefevre anne", cursor=page.next_cursor, limit=20)
     assert len(second) == 10
     assert not set(first) & set(second)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="typo tolerance uses PostgreSQL extensions"
+)
+@pytest.mark.parametrize(("typo", "name"), [("peitt", "petit"), ("garnire", "garnier")])
+def test_transposed_letters_are_corrected_on_postgresql(tmp_path, typo, name):
+    pair = write_pair(tmp_path, [
+        activity("810001045367", name.upper(), "Jean"),
+        activity("801234560801", "PERRIN", "Paul"),
+    ], [])  # fmt: skip
+    directory_import(activities=pair.activities, mssante=pair.mssante)
+    found, page = ids(typo)
+    assert found == ["810001045367"]
+    assert page.corrected_to == name
