@@ -64,6 +64,7 @@ RUN install -d -o mssweb -g mssweb -m 0750 /var/lib/mssweb \
        REDIS_URL=redis://build-only.invalid:6379/0 \
        EMAIL_URL=dummymail:// \
        MSSWEB_SITE_URL=https://build-only.invalid \
+       MSSWEB_STORAGE_KEYS=build:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
        MSSWEB_VAR_DIR=/tmp/mssweb-build \
        python manage.py collectstatic --noinput \
     && rm -rf /tmp/mssweb-build /tmp/build.sqlite3

@@ -14,6 +14,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from apps.attachments.conf import parse_storage_keys
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -48,7 +50,7 @@ else:
     # links to 127.0.0.1). Each of these must be set.
     PRODUCTION_REQUIRED = (
         "DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "EMAIL_URL",
-        "MSSWEB_SITE_URL",
+        "MSSWEB_SITE_URL", "MSSWEB_STORAGE_KEYS",
     )  # fmt: skip
     missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
     if not (env.str("REDIS_URL", default="") or env.str("CELERY_BROKER_URL", default="")):
@@ -83,6 +85,8 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.mailbox",
     "apps.directory",
+    "apps.attachments",
+    "apps.ingestion",
 ]
 
 MIDDLEWARE = [
@@ -283,8 +287,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
+MEDIA_ROOT = Path(env.str("MSSWEB_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": MEDIA_ROOT,
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    },
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -312,6 +324,24 @@ DIRECTORY_AUTOCOMPLETE_LIMIT = env.int("DIRECTORY_AUTOCOMPLETE_LIMIT", default=8
 DIRECTORY_AUTOCOMPLETE_RATE = env.int("DIRECTORY_AUTOCOMPLETE_RATE", default=30)
 # People in the synthetic directory loaded by `make run`'s demo seed.
 MSSWEB_DEMO_DIRECTORY_PEOPLE = env.int("MSSWEB_DEMO_DIRECTORY_PEOPLE", default=3000)
+
+# --- Encrypted storage (apps/attachments) ---------------------------------------------------
+# Master keys "id:base64,id:base64" (32 random bytes each); required in production. Without
+# them, debug and tests use a key kept in VAR_DIR/dev-storage-key (id "dev"). MEDIA_ROOT holds
+# ciphertext only and is never served over the web.
+STORAGE_KEYS = parse_storage_keys(env.str("MSSWEB_STORAGE_KEYS", default=""))
+STORAGE_ACTIVE_KEY = env.str("MSSWEB_STORAGE_ACTIVE_KEY", default="")
+if STORAGE_ACTIVE_KEY and STORAGE_ACTIVE_KEY not in STORAGE_KEYS:
+    raise ImproperlyConfigured("MSSWEB_STORAGE_ACTIVE_KEY must name a key of MSSWEB_STORAGE_KEYS.")
+if len(STORAGE_KEYS) > 1 and not STORAGE_ACTIVE_KEY:
+    raise ImproperlyConfigured("Several MSSWEB_STORAGE_KEYS: set MSSWEB_STORAGE_ACTIVE_KEY.")
+
+# --- Mail (apps/mailbox) ---------------------------------------------------------------------
+# Largest message (text and attachments), and most attachments per message.
+MAILBOX_MAX_MESSAGE_SIZE = env.int("MAILBOX_MAX_MESSAGE_SIZE", default=25_000_000)
+MAILBOX_MAX_ATTACHMENTS = env.int("MAILBOX_MAX_ATTACHMENTS", default=20)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields; files stream to disk beyond this
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # --- Demo seed ----------------------------------------------------------------------------------
 MSSWEB_DEMO_DOMAIN = env.str("MSSWEB_DEMO_DOMAIN", default="mssweb-demo.mssante.fr")

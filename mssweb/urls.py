@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("apps.core.urls")),
     path("compte/", include("apps.accounts.urls")),
     path("annuaire/", include("apps.directory.urls")),
+    path("messagerie/", include("apps.mailbox.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("healthz", core_views.healthz, name="healthz"),

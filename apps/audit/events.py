@@ -31,6 +31,11 @@ class Event(IntEnum):
     # 400: national directory
     DIRECTORY_IMPORTED = 400
     DIRECTORY_IMPORT_FAILED = 401
+    # 500: mail
+    MESSAGE_SENT = 500
+    MESSAGE_DELIVERED_LOCALLY = 501
+    MESSAGE_READ = 502
+    ATTACHMENT_DOWNLOADED = 503
 
     @property
     def label(self) -> str:

@@ -73,3 +73,153 @@ class MailboxMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} → {self.mailbox_id}"
+
+
+class FolderKind(models.TextChoices):
+    INBOX = "inbox", _("Boîte de réception")
+    SENT = "sent", _("Envoyés")
+    DRAFTS = "drafts", _("Brouillons")
+    ARCHIVE = "archive", _("Archives")
+    TRASH = "trash", _("Corbeille")
+    CUSTOM = "custom", _("Dossier")
+
+
+SYSTEM_FOLDERS = [
+    FolderKind.INBOX,
+    FolderKind.SENT,
+    FolderKind.DRAFTS,
+    FolderKind.ARCHIVE,
+    FolderKind.TRASH,
+]
+
+
+class Folder(models.Model):
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="folders")
+    kind = models.CharField(max_length=8, choices=FolderKind.choices)
+    name = models.CharField(_("nom"), max_length=100, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("dossier")
+        verbose_name_plural = _("dossiers")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox", "kind"],
+                condition=~Q(kind="custom"),
+                name="folder_one_system_kind_per_mailbox",
+            ),
+            models.UniqueConstraint(
+                fields=["mailbox", "parent", "name"],
+                condition=Q(kind="custom"),
+                name="folder_custom_name_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind == FolderKind.CUSTOM else str(self.get_kind_display())
+
+
+class Conversation(models.Model):
+    """Messages of one mailbox linked by Message-ID / In-Reply-To / References."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="conversations")
+    subject = models.CharField(max_length=500, blank=True)
+    last_message_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class Message(models.Model):
+    """One copy of a message in one mailbox (the sender's copy and each local recipient's copy
+    are separate rows sharing the Message-ID). The raw RFC 5322 source is kept, encrypted."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages")
+    folder = models.ForeignKey(Folder, on_delete=models.PROTECT, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.PROTECT, related_name="messages"
+    )
+    message_id = models.CharField(max_length=255)
+    in_reply_to = models.CharField(max_length=255, blank=True)
+    references = models.TextField(blank=True)
+    subject = models.CharField(max_length=500, blank=True)
+    from_name = models.CharField(max_length=200, blank=True)
+    from_address = models.CharField(max_length=254)
+    date = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    snippet = models.CharField(max_length=200, blank=True)
+    text_body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)  # raw; sanitised when shown
+    size = models.PositiveIntegerField(default=0)
+    raw = models.ForeignKey(
+        "attachments.StoredBlob", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    is_read = models.BooleanField(default=False)
+    is_flagged = models.BooleanField(default=False)
+    is_answered = models.BooleanField(default=False)
+    is_forwarded = models.BooleanField(default=False)
+    is_urgent = models.BooleanField(default=False)
+    has_attachments = models.BooleanField(default=False)
+    read_receipt_to = models.CharField(max_length=254, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Le membre qui a envoyé, pour une boîte partagée."),
+    )
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        indexes = [
+            models.Index(fields=["folder", "-date", "-id"], name="message_folder_date"),
+            models.Index(fields=["mailbox", "message_id"], name="message_mailbox_msgid"),
+            models.Index(fields=["conversation", "date"], name="message_conversation"),
+            models.Index(
+                fields=["folder"], condition=Q(is_read=False), name="message_folder_unread"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id}/{self.pk}"
+
+
+class RecipientKind(models.TextChoices):
+    TO = "to", _("À")
+    CC = "cc", _("Cc")
+    BCC = "bcc", _("Cci")
+
+
+class Recipient(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="recipients")
+    kind = models.CharField(max_length=3, choices=RecipientKind.choices)
+    name = models.CharField(max_length=200, blank=True)
+    address = models.CharField(max_length=254)
+
+    class Meta:
+        indexes = [models.Index(fields=["address"], name="recipient_address")]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class Attachment(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    blob = models.ForeignKey("attachments.StoredBlob", on_delete=models.PROTECT, related_name="+")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=127)
+    size = models.PositiveIntegerField()
+    content_id = models.CharField(max_length=255, blank=True)
+    inline = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.filename

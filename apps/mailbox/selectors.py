@@ -1,6 +1,14 @@
-from django.db.models import Q, QuerySet
+"""Reading mail: the only way to reach a mailbox, folder, message or attachment, and access
+control lives here once — anything outside the user's own and shared mailboxes is a 404."""
 
-from apps.mailbox.models import Mailbox
+from datetime import datetime
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from apps.mailbox.models import Attachment, Folder, FolderKind, Mailbox, Message
+
+PAGE_SIZE = 50
 
 
 def mailboxes_for_user(*, user) -> QuerySet[Mailbox]:
@@ -10,3 +18,79 @@ def mailboxes_for_user(*, user) -> QuerySet[Mailbox]:
         .distinct()
         .order_by("-kind", "address")  # PER before ORG
     )
+
+
+def mailbox_get_for_user(*, user, mailbox_id: int) -> Mailbox:
+    mailbox = mailboxes_for_user(user=user).filter(pk=mailbox_id).first()
+    if mailbox is None:
+        raise Http404
+    return mailbox
+
+
+def folder_get_for_user(*, user, mailbox_id: int, kind: str) -> Folder:
+    mailbox = mailbox_get_for_user(user=user, mailbox_id=mailbox_id)
+    folder = mailbox.folders.filter(kind=kind).exclude(kind=FolderKind.CUSTOM).first()
+    if folder is None:
+        raise Http404
+    return folder
+
+
+def folders_with_unread(*, mailbox: Mailbox) -> list[Folder]:
+    order = {kind: n for n, kind in enumerate(FolderKind.values)}
+    folders = list(
+        mailbox.folders.annotate(
+            unread=Count("messages", filter=Q(messages__is_read=False))
+        ).order_by("name")
+    )
+    return sorted(folders, key=lambda f: (order[f.kind], f.name))
+
+
+def folder_messages(
+    *, folder: Folder, before: tuple[datetime, int] | None = None, limit: int = PAGE_SIZE
+) -> list[Message]:
+    """Newest first, keyset-paginated on (date, id)."""
+    qs = Message.objects.filter(folder=folder)
+    if before is not None:
+        date, pk = before
+        qs = qs.filter(Q(date__lt=date) | Q(date=date, id__lt=pk))
+    qs = qs.order_by("-date", "-id").only(
+        "id", "subject", "from_name", "from_address", "date", "snippet", "is_read",
+        "is_flagged", "is_urgent", "has_attachments", "folder_id", "mailbox_id",
+    )  # fmt: skip
+    if folder.kind in (FolderKind.SENT, FolderKind.DRAFTS):
+        qs = qs.prefetch_related("recipients")  # the list shows whom it was sent to
+    return list(qs[: limit + 1])
+
+
+def message_get_for_user(*, user, message_id: int) -> Message:
+    message = (
+        Message.objects.filter(pk=message_id, mailbox__in=mailboxes_for_user(user=user))
+        .select_related("mailbox", "folder", "conversation")
+        .first()
+    )
+    if message is None:
+        raise Http404
+    return message
+
+
+def conversation_messages(*, message: Message) -> list[Message]:
+    return list(
+        Message.objects.filter(conversation_id=message.conversation_id)
+        .exclude(folder__kind=FolderKind.TRASH)
+        .select_related("folder")
+        .prefetch_related("recipients", "attachments")
+        .order_by("date", "id")
+    )
+
+
+def attachment_get_for_user(*, user, attachment_id: int) -> Attachment:
+    attachment = (
+        Attachment.objects.filter(
+            pk=attachment_id, message__mailbox__in=mailboxes_for_user(user=user)
+        )
+        .select_related("blob", "message")
+        .first()
+    )
+    if attachment is None:
+        raise Http404
+    return attachment

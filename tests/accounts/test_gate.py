@@ -37,6 +37,10 @@ SAMPLE_KWARGS = {
     "url": "x",
     "idnat": "810001045367",
     "contact_id": 1,
+    "mailbox_id": 1,
+    "kind": "inbox",
+    "message_id": 1,
+    "attachment_id": 1,
 }
 
 

@@ -74,3 +74,13 @@ def test_search_a_colleague_open_the_record_and_keep_them_in_contacts(
     expect(page.locator("li.contact")).to_contain_text("Dr Hélène LEFÈVRE")
     assert_fits_width(page, viewport)
     screenshot(page, "contacts")
+
+    # "Écrire" opens compose with the colleague as recipient.
+    page.go_back()
+    page.get_by_role("link", name="Écrire").first.click()
+    expect(page).to_have_url(re.compile(r"/messagerie/ecrire/\?to="))
+    expect(page.get_by_label("À", exact=True)).to_have_value(
+        "helene.lefevre@chirurgien-dentiste.mssante.fr"
+    )
+    assert_fits_width(page, viewport)
+    screenshot(page, "compose")

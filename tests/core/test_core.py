@@ -122,7 +122,10 @@ def _load_production_settings(tmp_path, **env):
 def test_production_refuses_to_start_without_its_secrets(tmp_path):
     result = _load_production_settings(tmp_path)
     assert result.returncode != 0
-    for name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "MSSWEB_SITE_URL"):
+    for name in (
+        "DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "MSSWEB_SITE_URL",
+        "MSSWEB_STORAGE_KEYS",
+    ):  # fmt: skip
         assert name in result.stderr
 
 
@@ -135,5 +138,6 @@ def test_production_starts_with_every_required_variable(tmp_path):
         REDIS_URL="redis://redis:6379/0",
         EMAIL_URL="smtp+tls://u:p@smtp.example.org:587",
         MSSWEB_SITE_URL="https://mssweb.example.org",
+        MSSWEB_STORAGE_KEYS="k1:" + "A" * 43 + "=",
     )
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,1 @@
+"""Inbound mail: MIME parsing, HTML sanitising and outbound MIME building (pure modules)."""

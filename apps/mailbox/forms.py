@@ -1,0 +1,57 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.mailbox.services import MailError, parse_addresses
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"multiple": True}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)] if data else []
+
+
+class AddressListField(forms.CharField):
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return parse_addresses(value or "")
+        except MailError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
+class ComposeForm(forms.Form):
+    mailbox = forms.TypedChoiceField(label=_("De"), coerce=int)
+    to = AddressListField(
+        label=_("À"),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "inputmode": "email",
+                   "data-autocomplete": "/annuaire/autocompletion/"}
+        ),
+    )  # fmt: skip
+    cc = AddressListField(label=_("Cc"), required=False)
+    bcc = AddressListField(label=_("Cci"), required=False)
+    subject = forms.CharField(label=_("Objet"), max_length=500, required=False)
+    text = forms.CharField(
+        label=_("Message"), required=False, widget=forms.Textarea(attrs={"rows": 12})
+    )
+    files = MultipleFileField(label=_("Pièces jointes"), required=False)
+    urgent = forms.BooleanField(label=_("Urgent"), required=False)
+    read_receipt = forms.BooleanField(label=_("Demander un accusé de lecture"), required=False)
+    reply_to = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, mailboxes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["mailbox"].choices = [(m.pk, m.address) for m in mailboxes]
+
+    def clean_subject(self) -> str:
+        return " ".join(self.cleaned_data["subject"].split())

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from apps.mailbox import views
+
+app_name = "mailbox"
+
+urlpatterns = [
+    path("", views.index_view, name="index"),
+    path("ecrire/", views.compose_view, name="compose"),
+    path("<int:mailbox_id>/<str:kind>/", views.folder_view, name="folder"),
+    path("message/<int:message_id>/", views.message_view, name="message"),
+    path("piece-jointe/<int:attachment_id>/", views.attachment_view, name="attachment"),
+]

@@ -1,0 +1,159 @@
+import mimetypes
+from datetime import datetime
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from apps.attachments.services import BlobTampered, blob_read_verified
+from apps.core.request_meta import RequestMeta
+from apps.ingestion.build import quote_text, reply_subject
+from apps.ingestion.sanitize import text_to_html
+from apps.mailbox import selectors, services
+from apps.mailbox.forms import ComposeForm
+from apps.mailbox.models import FolderKind
+
+
+@require_GET
+def index_view(request: HttpRequest) -> HttpResponse:
+    mailbox = selectors.mailboxes_for_user(user=request.user).first()
+    if mailbox is None:
+        messages.info(request, _("Aucune boîte aux lettres n'est rattachée à votre compte."))
+        return redirect("core:home")
+    return redirect("mailbox:folder", mailbox_id=mailbox.pk, kind=FolderKind.INBOX)
+
+
+def _cursor(value: str | None) -> tuple[datetime, int] | None:
+    if not value or "_" not in value:
+        return None
+    stamp, _sep, pk = value.rpartition("_")
+    date = parse_datetime(stamp)
+    return (date, int(pk)) if date and pk.isdigit() else None
+
+
+@never_cache
+@require_GET
+def folder_view(request: HttpRequest, mailbox_id: int, kind: str) -> HttpResponse:
+    folder = selectors.folder_get_for_user(user=request.user, mailbox_id=mailbox_id, kind=kind)
+    services.folders_ensure(mailbox=folder.mailbox)
+    rows = selectors.folder_messages(folder=folder, before=_cursor(request.GET.get("avant")))
+    more = len(rows) > selectors.PAGE_SIZE
+    rows = rows[: selectors.PAGE_SIZE]
+    next_cursor = f"{rows[-1].date.isoformat()}_{rows[-1].pk}" if more and rows else None
+    return render(
+        request,
+        "mailbox/folder.html",
+        {
+            "mailbox": folder.mailbox,
+            "folder": folder,
+            "folders": selectors.folders_with_unread(mailbox=folder.mailbox),
+            "mailboxes": selectors.mailboxes_for_user(user=request.user),
+            "rows": rows,
+            "next_cursor": next_cursor,
+        },
+    )
+
+
+@never_cache
+@require_GET
+def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
+    message = selectors.message_get_for_user(user=request.user, message_id=message_id)
+    services.message_mark_read(
+        user=request.user, message=message, meta=RequestMeta.from_request(request)
+    )
+    thread = selectors.conversation_messages(message=message)
+    for item in thread:
+        # text_to_html escapes everything but the links it makes.
+        item.body_html = mark_safe(text_to_html(item.text_body))  # noqa: S308
+    return render(
+        request,
+        "mailbox/message.html",
+        {
+            "mailbox": message.mailbox,
+            "folder": message.folder,
+            "folders": selectors.folders_with_unread(mailbox=message.mailbox),
+            "message": message,
+            "thread": thread,
+        },
+    )
+
+
+@never_cache
+@require_GET
+def attachment_view(request: HttpRequest, attachment_id: int) -> HttpResponse:
+    attachment = selectors.attachment_get_for_user(user=request.user, attachment_id=attachment_id)
+    try:
+        plaintext = blob_read_verified(attachment.blob)
+    except BlobTampered as exc:
+        raise Http404 from exc
+    services.attachment_download_record(
+        user=request.user, attachment=attachment, meta=RequestMeta.from_request(request)
+    )
+    content_type = attachment.content_type or (
+        mimetypes.guess_type(attachment.filename)[0] or "application/octet-stream"
+    )
+    response = FileResponse(
+        plaintext, as_attachment=True, filename=attachment.filename, content_type=content_type
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def compose_view(request: HttpRequest) -> HttpResponse:
+    mailboxes = list(selectors.mailboxes_for_user(user=request.user))
+    if not mailboxes:
+        raise Http404
+    reply_to = None
+    reply_id = request.POST.get("reply_to") or request.GET.get("repondre")
+    if reply_id and str(reply_id).isdigit():
+        reply_to = selectors.message_get_for_user(user=request.user, message_id=int(reply_id))
+    initial = {"mailbox": mailboxes[0].pk, "to": request.GET.get("to", "")}
+    if reply_to is not None:
+        initial.update(
+            mailbox=reply_to.mailbox_id,
+            to=reply_to.from_address,
+            subject=reply_subject(reply_to.subject),
+            text="\n\n" + quote_text(reply_to.text_body, reply_to.from_name or
+                                     reply_to.from_address, reply_to.date),
+            reply_to=reply_to.pk,
+        )  # fmt: skip
+    form = ComposeForm(
+        request.POST or None, request.FILES or None, mailboxes=mailboxes, initial=initial
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        mailbox = next(m for m in mailboxes if m.pk == data["mailbox"])
+        files = [
+            services.OutgoingFile(
+                filename=f.name,
+                content_type=f.content_type or "application/octet-stream",
+                size=f.size,
+                stream=f.file,
+            )
+            for f in data["files"]
+        ]
+        try:
+            sent = services.message_send(
+                user=request.user, mailbox=mailbox, to=data["to"], cc=data["cc"],
+                bcc=data["bcc"], subject=data["subject"], text=data["text"], files=files,
+                urgent=data["urgent"], read_receipt=data["read_receipt"], reply_to=reply_to,
+                meta=RequestMeta.from_request(request),
+            )  # fmt: skip
+        except services.RecipientRefused as exc:
+            form.add_error("to", exc.message)
+        except services.MailError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("Message envoyé."))
+            return redirect(reverse("mailbox:folder", args=[sent.mailbox_id, FolderKind.SENT]))
+    return render(request, "mailbox/compose.html", {"form": form, "reply_to": reply_to})

@@ -1,0 +1,63 @@
+"""Writing to a local colleague and reading the answer, in a real browser (desktop and phone)."""
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_login_flows import assert_fits_width, confirmed_device, log_in
+from tests.conftest import make_user, totp_code
+
+pytestmark = pytest.mark.browser
+
+
+def test_send_with_attachment_read_download_and_reply(new_page, viewport, screenshot, tmp_path):
+    alice = make_user(first_name="Alice", last_name="Martin")
+    bob = make_user(first_name="Bob", last_name="Durand")
+    report = tmp_path / "compte-rendu.pdf"
+    report.write_bytes(b"%PDF-1.4\n% compte rendu\n" + b"0" * 5000)
+
+    page = new_page()
+    log_in(page, viewport, alice, totp_code(confirmed_device(alice)))
+    page.goto(f"/messagerie/ecrire/?to={bob.email}")
+    page.get_by_label("Objet").fill("Compte rendu de Mme X")
+    page.get_by_role("textbox", name="Message").fill(
+        "Bonjour,\nci-joint le compte rendu.\nBien à vous"
+    )
+    page.get_by_label("Pièces jointes").set_input_files(str(report))
+    assert_fits_width(page, viewport)
+    screenshot(page, "compose-filled")
+    page.get_by_role("button", name="Envoyer").click()
+    expect(page.get_by_text("Message envoyé.")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/messagerie/\d+/sent/$"))
+
+    other = new_page()
+    log_in(other, viewport, bob, totp_code(confirmed_device(bob)))
+    other.goto("/messagerie/")
+    row = other.locator("li.message-row.unread")
+    expect(row).to_contain_text("Compte rendu de Mme X")
+    assert_fits_width(other, viewport)
+    screenshot(other, "inbox")
+    row.get_by_role("link").click()
+    expect(other.locator("article.mail")).to_contain_text("ci-joint le compte rendu.")
+    screenshot(other, "message")
+    with other.expect_download() as download_info:
+        other.get_by_role("link", name="compte-rendu.pdf").click()
+    download = download_info.value
+    assert download.suggested_filename == "compte-rendu.pdf"
+    assert Path(download.path()).read_bytes() == report.read_bytes()
+
+    other.get_by_role("link", name="Répondre").click()
+    expect(other.get_by_label("Objet")).to_have_value("Re: Compte rendu de Mme X")
+    other.get_by_role("textbox", name="Message").fill("Merci, bien reçu.")
+    other.get_by_role("button", name="Envoyer").click()
+    expect(other.get_by_text("Message envoyé.")).to_be_visible()
+
+    page.goto("/messagerie/")
+    page.locator("li.message-row").filter(has_text="Re: Compte rendu").get_by_role("link").click()
+    thread = page.locator("article.mail")
+    expect(thread).to_have_count(2)
+    expect(thread.first).to_contain_text("ci-joint le compte rendu.")
+    expect(thread.last).to_contain_text("Merci, bien reçu.")
+    assert_fits_width(page, viewport)
