@@ -21,6 +21,7 @@ from apps.audit.services import record
 from apps.core.exceptions import ApplicationError
 from apps.core.request_meta import RequestMeta
 from apps.ingestion.build import OutgoingAttachment, build_message, make_message_id
+from apps.ingestion.parse import parse_message
 from apps.mailbox.models import (
     SYSTEM_FOLDERS,
     Attachment,
@@ -279,7 +280,7 @@ def message_send(
                 "urgent": urgent,
             },
         )
-    logger.info("message sent", extra={"message": sender_copy.pk, "local_copies": len(copies) - 1})
+    logger.info("message sent", extra={"message_pk": sender_copy.pk, "local_copies": len(copies) - 1})
     return sender_copy
 
 
@@ -296,3 +297,72 @@ def message_mark_read(*, user, message: Message, meta: RequestMeta | None = None
 @transaction.atomic
 def attachment_download_record(*, user, attachment, meta: RequestMeta | None = None) -> None:
     record(event=Event.ATTACHMENT_DOWNLOADED, actor=user, target=attachment, meta=meta)
+
+
+def message_deliver_raw(
+    *, mailbox: Mailbox, raw: bytes, folder_kind: str = FolderKind.INBOX
+) -> Message:
+    """File a received RFC 5322 message into ``mailbox`` (the entry point of every incoming
+    message: local SMTP gateway, imports, the demo seed). The raw source and each attachment are
+    stored encrypted; bodies are kept for display and search (HTML sanitised when shown)."""
+    parsed = parse_message(raw)
+    if len(raw) > settings.MAILBOX_MAX_MESSAGE_SIZE * 2:
+        raise MessageTooLarge(_("Message trop volumineux."))
+    raw_blob = blob_store(source=io.BytesIO(raw))
+    stored = [(part, blob_store(source=io.BytesIO(part.payload))) for part in parsed.attachments]
+    now = timezone.now()
+    date = parsed.date or now
+    sender = parsed.from_ or parsed.sender
+    message_ids = [*parsed.references, *([parsed.in_reply_to] if parsed.in_reply_to else [])]
+    with transaction.atomic():
+        folder = folders_ensure(mailbox=mailbox)[folder_kind]
+        message = Message.objects.create(
+            mailbox=mailbox,
+            folder=folder,
+            conversation=_conversation_for(
+                mailbox=mailbox,
+                message_ids=message_ids,
+                subject=parsed.display_subject,
+                date=date,
+            ),
+            message_id=(parsed.message_id or make_message_id("invalid.local"))[:255],
+            in_reply_to=(parsed.in_reply_to or "")[:255],
+            references=" ".join(parsed.references[-20:]),
+            subject=parsed.display_subject[:500],
+            from_name=(sender.name if sender else "")[:200],
+            from_address=(sender.address if sender else "")[:254],
+            date=date,
+            received_at=now,
+            snippet=_snippet(parsed.text),
+            text_body=parsed.text,
+            html_body=parsed.html or "",
+            size=len(raw),
+            raw=raw_blob,
+            is_urgent=parsed.importance == "urgent",
+            has_attachments=any(p.disposition != "inline" for p, _b in stored),
+            read_receipt_to=(parsed.disposition_notification_to or "")[:254],
+        )
+        Recipient.objects.bulk_create(
+            [Recipient(message=message, kind=RecipientKind.TO, name=a.name[:200],
+                       address=a.address[:254]) for a in parsed.to]
+            + [Recipient(message=message, kind=RecipientKind.CC, name=a.name[:200],
+                         address=a.address[:254]) for a in parsed.cc]
+        )  # fmt: skip
+        Attachment.objects.bulk_create(
+            Attachment(
+                message=message,
+                blob=blob,
+                filename=part.filename[:255],
+                content_type=part.content_type[:127],
+                size=blob.size,
+                content_id=(part.content_id or "")[:255],
+                inline=part.disposition == "inline",
+            )
+            for part, blob in stored
+        )
+        record(
+            event=Event.MESSAGE_DELIVERED_LOCALLY,
+            target=message,
+            extra={"mailbox": mailbox.pk, "defects": len(parsed.defects)},
+        )
+    return message

@@ -9,5 +9,6 @@ urlpatterns = [
     path("ecrire/", views.compose_view, name="compose"),
     path("<int:mailbox_id>/<str:kind>/", views.folder_view, name="folder"),
     path("message/<int:message_id>/", views.message_view, name="message"),
+    path("message/<int:message_id>/html/", views.message_html_view, name="message_html"),
     path("piece-jointe/<int:attachment_id>/", views.attachment_view, name="attachment"),
 ]

@@ -14,10 +14,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from apps.attachments.services import BlobTampered, blob_read_verified
 from apps.core.request_meta import RequestMeta
 from apps.ingestion.build import quote_text, reply_subject
-from apps.ingestion.sanitize import text_to_html
+from apps.ingestion.sanitize import sanitize_html, text_to_html
 from apps.mailbox import selectors, services
 from apps.mailbox.forms import ComposeForm
 from apps.mailbox.models import FolderKind
+
+INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 @require_GET
@@ -68,9 +70,17 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
         user=request.user, message=message, meta=RequestMeta.from_request(request)
     )
     thread = selectors.conversation_messages(message=message)
+    remote = request.GET.get("distant") == "1"
     for item in thread:
-        # text_to_html escapes everything but the links it makes.
-        item.body_html = mark_safe(text_to_html(item.text_body))  # noqa: S308
+        if item.html_body:
+            # Shown in a sandboxed frame (message_html_view); here only to count what it blocks.
+            item.blocked_remote = sanitize_html(item.html_body).blocked_remote
+            item.frame_url = reverse("mailbox:message_html", args=[item.pk]) + (
+                "?distant=1" if remote else ""
+            )
+        else:
+            # text_to_html escapes everything but the links it makes.
+            item.body_html = mark_safe(text_to_html(item.text_body))  # noqa: S308
     return render(
         request,
         "mailbox/message.html",
@@ -80,8 +90,43 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
             "folders": selectors.folders_with_unread(mailbox=message.mailbox),
             "message": message,
             "thread": thread,
+            "remote": remote,
         },
     )
+
+
+HTML_FRAME_CSP = (
+    "default-src 'none'; img-src 'self' data:{remote}; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+
+
+@never_cache
+@require_GET
+def message_html_view(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The HTML body, sanitised, for a sandboxed frame: no script can run (sandbox and CSP),
+    nothing remote loads unless the reader asked for it for this message."""
+    message = selectors.message_get_for_user(user=request.user, message_id=message_id)
+    remote = request.GET.get("distant") == "1"
+    cid_urls = {
+        a.content_id: reverse("mailbox:attachment", args=[a.pk]) + "?inline=1"
+        for a in message.attachments.all()
+        if a.content_id and a.content_type in INLINE_IMAGE_TYPES
+    }
+    body = sanitize_html(message.html_body, allow_remote=remote, cid_urls=cid_urls).html
+    response = HttpResponse(
+        '<!doctype html><html><head><meta charset="utf-8"><base target="_blank"></head>'
+        f"<body>{body}</body></html>",
+        content_type="text/html; charset=utf-8",
+    )
+    response["Content-Security-Policy"] = HTML_FRAME_CSP.format(
+        remote=" https: http:" if remote else ""
+    )
+    response["X-Frame-Options"] = "SAMEORIGIN"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @never_cache
@@ -98,9 +143,12 @@ def attachment_view(request: HttpRequest, attachment_id: int) -> HttpResponse:
     content_type = attachment.content_type or (
         mimetypes.guess_type(attachment.filename)[0] or "application/octet-stream"
     )
+    # Only plain images are ever shown inline (by a message's HTML); everything else downloads.
+    inline = request.GET.get("inline") == "1" and content_type in INLINE_IMAGE_TYPES
     response = FileResponse(
-        plaintext, as_attachment=True, filename=attachment.filename, content_type=content_type
-    )
+        plaintext, as_attachment=not inline, filename=attachment.filename,
+        content_type=content_type,
+    )  # fmt: skip
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, no-store"

@@ -107,6 +107,7 @@ class Command(BaseCommand):
             return
         credentials = self._seed(domain_name)
         self._seed_directory()
+        self._seed_mail(domain_name)
         path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2))
         path.chmod(0o600)
         self._print(credentials)
@@ -147,6 +148,18 @@ class Command(BaseCommand):
         )
         credentials.append(self._entry(staff, password, secret, "personnel (admin)"))
         return credentials
+
+    def _seed_mail(self, domain_name: str) -> None:
+        from apps.mailbox.demo import seed_demo_mail
+
+        users = {
+            key: User.objects.get(email=f"{local}@{domain_name}")
+            for key, local in (("claire", "claire.morel"), ("paul", "paul.lefevre"),
+                               ("amelie", "amelie.durand"))
+        }  # fmt: skip
+        practice = Mailbox.objects.get(address=f"cabinet.lilas@{domain_name}")
+        count = seed_demo_mail(users=users, practice=practice)
+        self.stdout.write(f"Demo mail: {count} messages.")
 
     def _seed_directory(self) -> None:
         """A synthetic national directory of a few thousand people, in the real format, with the
