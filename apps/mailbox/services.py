@@ -280,7 +280,9 @@ def message_send(
                 "urgent": urgent,
             },
         )
-    logger.info("message sent", extra={"message_pk": sender_copy.pk, "local_copies": len(copies) - 1})
+    logger.info(
+        "message sent", extra={"message_pk": sender_copy.pk, "local_copies": len(copies) - 1}
+    )
     return sender_copy
 
 
