@@ -36,6 +36,9 @@ class Event(IntEnum):
     MESSAGE_DELIVERED_LOCALLY = 501
     MESSAGE_READ = 502
     ATTACHMENT_DOWNLOADED = 503
+    MESSAGE_MOVED = 504
+    MESSAGE_DELETED = 505
+    FOLDER_CHANGED = 510
 
     @property
     def label(self) -> str:

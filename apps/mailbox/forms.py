@@ -48,6 +48,7 @@ class ComposeForm(forms.Form):
     urgent = forms.BooleanField(label=_("Urgent"), required=False)
     read_receipt = forms.BooleanField(label=_("Demander un accusé de lecture"), required=False)
     reply_to = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    forward_of = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, mailboxes=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -28,21 +28,41 @@ def mailbox_get_for_user(*, user, mailbox_id: int) -> Mailbox:
 
 
 def folder_get_for_user(*, user, mailbox_id: int, kind: str) -> Folder:
+    """A system folder by kind ("inbox"…), or one's own folder by its id."""
     mailbox = mailbox_get_for_user(user=user, mailbox_id=mailbox_id)
-    folder = mailbox.folders.filter(kind=kind).exclude(kind=FolderKind.CUSTOM).first()
+    if kind.isdigit():
+        folder = mailbox.folders.filter(pk=int(kind), kind=FolderKind.CUSTOM).first()
+    else:
+        folder = mailbox.folders.filter(kind=kind).exclude(kind=FolderKind.CUSTOM).first()
     if folder is None:
         raise Http404
     return folder
 
 
+def messages_get_for_user(*, user, mailbox_id: int, ids: list[int]) -> list[Message]:
+    """The messages among ``ids`` that are in that mailbox, which the user may open."""
+    mailbox = mailbox_get_for_user(user=user, mailbox_id=mailbox_id)
+    return list(
+        Message.objects.filter(mailbox=mailbox, pk__in=ids).select_related("folder", "mailbox")
+    )
+
+
 def folders_with_unread(*, mailbox: Mailbox) -> list[Folder]:
+    """System folders first, then one's own (each followed by its sub-folders)."""
     order = {kind: n for n, kind in enumerate(FolderKind.values)}
     folders = list(
         mailbox.folders.annotate(
             unread=Count("messages", filter=Q(messages__is_read=False))
         ).order_by("name")
     )
-    return sorted(folders, key=lambda f: (order[f.kind], f.name))
+    by_id = {f.pk: f for f in folders}
+
+    def key(folder: Folder):
+        top = by_id.get(folder.parent_id, folder)
+        return (order[top.kind], top.name.lower(), folder.parent_id is not None,
+                folder.name.lower())  # fmt: skip
+
+    return sorted(folders, key=key)
 
 
 def folder_messages(

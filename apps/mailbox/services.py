@@ -1,5 +1,6 @@
 """Changing mail: folders, sending with local delivery, reading."""
 
+import contextlib
 import io
 import logging
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.attachments.services import blob_store
+from apps.attachments.services import blob_read_verified, blob_store
 from apps.audit.events import Event
 from apps.audit.services import record
 from apps.core.exceptions import ApplicationError
@@ -130,6 +131,18 @@ def _snippet(text: str) -> str:
     return " ".join(" ".join(lines).split())[:200]
 
 
+def _upload_reader(upload: OutgoingFile):
+    def read() -> BinaryIO:
+        upload.stream.seek(0)
+        return contextlib.nullcontext(upload.stream)
+
+    return read
+
+
+def _blob_reader(blob):
+    return lambda: blob_read_verified(blob)
+
+
 def message_send(
     *,
     user,
@@ -143,6 +156,7 @@ def message_send(
     urgent: bool = False,
     read_receipt: bool = False,
     reply_to: Message | None = None,
+    forward_of: Message | None = None,
     meta: RequestMeta | None = None,
 ) -> Message:
     """Send a message from ``mailbox`` (the user's own or a shared one they belong to).
@@ -174,18 +188,19 @@ def message_send(
         in_reply_to = reply_to.message_id
         references = [*reply_to.references.split(), reply_to.message_id][-20:]
 
-    stored = []
+    # (name, type, encrypted blob, reader of the plaintext for the MIME message)
+    stored: list[tuple[str, str, object, object]] = []
     for upload in files:
         upload.stream.seek(0)
         blob = blob_store(source=upload.stream, max_size=settings.MAILBOX_MAX_MESSAGE_SIZE)
-        stored.append((upload, blob))
-
-    def _reader(upload: OutgoingFile):
-        def read() -> BinaryIO:
-            upload.stream.seek(0)
-            return upload.stream
-
-        return read
+        stored.append((upload.filename, upload.content_type, blob, _upload_reader(upload)))
+    if forward_of is not None:
+        # The forwarded attachments keep their encrypted blobs; the MIME copy decrypts them.
+        for attachment in forward_of.attachments.select_related("blob"):
+            stored.append(
+                (attachment.filename, attachment.content_type, attachment.blob,
+                 _blob_reader(attachment.blob))
+            )  # fmt: skip
 
     raw = build_message(
         from_=(mailbox.display_name, mailbox.address),
@@ -195,7 +210,8 @@ def message_send(
         subject=subject,
         text=text,
         attachments=[
-            OutgoingAttachment(u.filename, u.content_type, _reader(u)) for u, _blob in stored
+            OutgoingAttachment(name, content_type, reader)
+            for name, content_type, _blob, reader in stored
         ],
         message_id=message_id,
         in_reply_to=in_reply_to or None,
@@ -250,11 +266,11 @@ def message_send(
                 Attachment(
                     message=copy,
                     blob=blob,
-                    filename=u.filename[:255],
-                    content_type=u.content_type[:127],
+                    filename=name[:255],
+                    content_type=content_type[:127],
                     size=blob.size,
                 )
-                for u, blob in stored
+                for name, content_type, blob, _reader in stored
             )
             if is_sender:
                 sender_copy = copy
@@ -268,6 +284,8 @@ def message_send(
                 )
         if reply_to is not None:
             Message.objects.filter(pk=reply_to.pk).update(is_answered=True)
+        if forward_of is not None:
+            Message.objects.filter(pk=forward_of.pk).update(is_forwarded=True)
         record(
             event=Event.MESSAGE_SENT,
             actor=user,
@@ -368,3 +386,113 @@ def message_deliver_raw(
             extra={"mailbox": mailbox.pk, "defects": len(parsed.defects)},
         )
     return message
+
+
+# --- Organising: move, trash, purge, flags, folders -------------------------------------------
+
+
+@transaction.atomic
+def messages_move(
+    *, user, messages: list[Message], target: Folder, meta: RequestMeta | None = None
+) -> int:
+    """Move messages of one mailbox to ``target`` (a folder of that same mailbox)."""
+    moved = 0
+    for message in messages:
+        if message.mailbox_id != target.mailbox_id:
+            raise MailError(_("Ce dossier appartient à une autre boîte aux lettres."))
+        if message.folder_id == target.pk:
+            continue
+        source = message.folder_id
+        Message.objects.filter(pk=message.pk).update(folder=target)
+        record(
+            event=Event.MESSAGE_MOVED, actor=user, target=message, meta=meta,
+            extra={"from_folder": source, "to_folder": target.pk, "to_kind": target.kind},
+        )  # fmt: skip
+        moved += 1
+    return moved
+
+
+def messages_delete(*, user, messages: list[Message], meta: RequestMeta | None = None) -> int:
+    """To the Corbeille; from the Corbeille, deleted for good (the encrypted sources stay until
+    no copy uses them; the audit trail keeps who deleted what)."""
+    in_trash = [m for m in messages if m.folder.kind == FolderKind.TRASH]
+    others = [m for m in messages if m.folder.kind != FolderKind.TRASH]
+    count = 0
+    with transaction.atomic():
+        by_mailbox: dict[int, list[Message]] = {}
+        for message in others:
+            by_mailbox.setdefault(message.mailbox_id, []).append(message)
+        for batch in by_mailbox.values():
+            trash = folders_ensure(mailbox=batch[0].mailbox)[FolderKind.TRASH]
+            count += messages_move(user=user, messages=batch, target=trash, meta=meta)
+        for message in in_trash:
+            record(
+                event=Event.MESSAGE_DELETED, actor=user, target=message, meta=meta,
+                extra={"mailbox": message.mailbox_id},
+            )  # fmt: skip
+            message.delete()
+            count += 1
+    return count
+
+
+def messages_set_flags(
+    *, messages: list[Message], read: bool | None = None, flagged: bool | None = None
+) -> int:
+    changes = {}
+    if read is not None:
+        changes["is_read"] = read
+    if flagged is not None:
+        changes["is_flagged"] = flagged
+    if not changes:
+        return 0
+    return Message.objects.filter(pk__in=[m.pk for m in messages]).update(**changes)
+
+
+@transaction.atomic
+def folder_create(
+    *, user, mailbox: Mailbox, name: str, parent: Folder | None = None,
+    meta: RequestMeta | None = None,
+) -> Folder:  # fmt: skip
+    """A folder of one's own, at the top level or one level under another own folder."""
+    name = " ".join(name.split())[:100]
+    if not name:
+        raise MailError(_("Donnez un nom au dossier."))
+    if parent is not None and (parent.mailbox_id != mailbox.pk or parent.parent_id is not None
+                               or parent.kind != FolderKind.CUSTOM):  # fmt: skip
+        raise MailError(_("Un dossier ne peut être rangé que dans un dossier principal."))
+    if Folder.objects.filter(mailbox=mailbox, parent=parent, kind=FolderKind.CUSTOM,
+                             name__iexact=name).exists():  # fmt: skip
+        raise MailError(_("Un dossier porte déjà ce nom."))
+    folder = Folder.objects.create(
+        mailbox=mailbox, kind=FolderKind.CUSTOM, name=name, parent=parent
+    )
+    record(event=Event.FOLDER_CHANGED, actor=user, target=folder, meta=meta,
+           extra={"action": "created"})  # fmt: skip
+    return folder
+
+
+@transaction.atomic
+def folder_rename(*, user, folder: Folder, name: str, meta: RequestMeta | None = None) -> Folder:
+    name = " ".join(name.split())[:100]
+    if folder.kind != FolderKind.CUSTOM or not name:
+        raise MailError(_("Ce dossier ne peut pas être renommé ainsi."))
+    if Folder.objects.filter(mailbox=folder.mailbox_id, parent=folder.parent_id,
+                             kind=FolderKind.CUSTOM, name__iexact=name).exclude(
+                                 pk=folder.pk).exists():  # fmt: skip
+        raise MailError(_("Un dossier porte déjà ce nom."))
+    folder.name = name
+    folder.save(update_fields=["name"])
+    record(event=Event.FOLDER_CHANGED, actor=user, target=folder, meta=meta,
+           extra={"action": "renamed"})  # fmt: skip
+    return folder
+
+
+@transaction.atomic
+def folder_delete(*, user, folder: Folder, meta: RequestMeta | None = None) -> None:
+    if folder.kind != FolderKind.CUSTOM:
+        raise MailError(_("Les dossiers du système ne se suppriment pas."))
+    if folder.messages.exists() or folder.children.exists():
+        raise MailError(_("Videz le dossier avant de le supprimer."))
+    record(event=Event.FOLDER_CHANGED, actor=user, target=folder, meta=meta,
+           extra={"action": "deleted"})  # fmt: skip
+    folder.delete()

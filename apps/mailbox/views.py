@@ -6,14 +6,18 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.attachments.services import BlobTampered, blob_read_verified
 from apps.core.request_meta import RequestMeta
-from apps.ingestion.build import quote_text, reply_subject
+from apps.ingestion.build import forward_subject, quote_text, reply_subject
 from apps.ingestion.sanitize import sanitize_html, text_to_html
 from apps.mailbox import selectors, services
 from apps.mailbox.forms import ComposeForm
@@ -155,17 +159,142 @@ def attachment_view(request: HttpRequest, attachment_id: int) -> HttpResponse:
     return response
 
 
+ACTIONS = {"read", "unread", "flag", "unflag", "archive", "delete", "move", "inbox"}
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect(fallback)
+
+
+@require_POST
+def messages_action_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    """Bulk actions on selected messages of one mailbox (works without JavaScript)."""
+    fallback = reverse("mailbox:folder", args=[mailbox_id, FolderKind.INBOX])
+    action = request.POST.get("action", "")
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    if action not in ACTIONS or not ids:
+        messages.info(request, _("Sélectionnez des messages et une action."))
+        return _back(request, fallback)
+    chosen = selectors.messages_get_for_user(user=request.user, mailbox_id=mailbox_id, ids=ids)
+    meta = RequestMeta.from_request(request)
+    mailbox = selectors.mailbox_get_for_user(user=request.user, mailbox_id=mailbox_id)
+    folders = services.folders_ensure(mailbox=mailbox)
+    try:
+        if action in ("read", "unread"):
+            services.messages_set_flags(messages=chosen, read=action == "read")
+        elif action in ("flag", "unflag"):
+            services.messages_set_flags(messages=chosen, flagged=action == "flag")
+        elif action == "delete":
+            count = services.messages_delete(user=request.user, messages=chosen, meta=meta)
+            messages.success(
+                request,
+                ngettext("%(count)d message supprimé.", "%(count)d messages supprimés.", count)
+                % {"count": count},
+            )
+        else:
+            if action == "move":
+                target = selectors.folder_get_for_user(
+                    user=request.user, mailbox_id=mailbox_id,
+                    kind=request.POST.get("target", ""),
+                )  # fmt: skip
+            else:
+                target = folders[FolderKind.ARCHIVE if action == "archive" else FolderKind.INBOX]
+            count = services.messages_move(
+                user=request.user, messages=chosen, target=target, meta=meta
+            )
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)d message déplacé vers « %(folder)s ».",
+                    "%(count)d messages déplacés vers « %(folder)s ».",
+                    count,
+                )
+                % {"count": count, "folder": target.label},
+            )
+    except services.MailError as exc:
+        messages.error(request, exc.message)
+    return _back(request, fallback)
+
+
+@require_http_methods(["GET", "POST"])
+def folders_manage_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    """Create, rename and delete one's own folders."""
+    mailbox = selectors.mailbox_get_for_user(user=request.user, mailbox_id=mailbox_id)
+    services.folders_ensure(mailbox=mailbox)
+    if request.method == "POST":
+        meta = RequestMeta.from_request(request)
+        operation = request.POST.get("operation")
+        try:
+            if operation == "create":
+                parent_id = request.POST.get("parent", "")
+                parent = (
+                    selectors.folder_get_for_user(
+                        user=request.user, mailbox_id=mailbox_id, kind=parent_id
+                    )
+                    if parent_id
+                    else None
+                )
+                services.folder_create(
+                    user=request.user, mailbox=mailbox, name=request.POST.get("name", ""),
+                    parent=parent, meta=meta,
+                )  # fmt: skip
+                messages.success(request, _("Dossier créé."))
+            elif operation in ("rename", "delete"):
+                folder = selectors.folder_get_for_user(
+                    user=request.user, mailbox_id=mailbox_id,
+                    kind=request.POST.get("folder", ""),
+                )  # fmt: skip
+                if operation == "rename":
+                    services.folder_rename(
+                        user=request.user, folder=folder, name=request.POST.get("name", ""),
+                        meta=meta,
+                    )  # fmt: skip
+                    messages.success(request, _("Dossier renommé."))
+                else:
+                    services.folder_delete(user=request.user, folder=folder, meta=meta)
+                    messages.success(request, _("Dossier supprimé."))
+        except services.MailError as exc:
+            messages.error(request, exc.message)
+        return redirect("mailbox:folders", mailbox_id=mailbox.pk)
+    folders = selectors.folders_with_unread(mailbox=mailbox)
+    return render(
+        request,
+        "mailbox/folders.html",
+        {
+            "mailbox": mailbox,
+            "folders": folders,
+            "mailboxes": selectors.mailboxes_for_user(user=request.user),
+            "folder": None,
+            "own": [f for f in folders if f.kind == FolderKind.CUSTOM],
+            "parents": [f for f in folders if f.kind == FolderKind.CUSTOM and not f.parent_id],
+        },
+    )
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def compose_view(request: HttpRequest) -> HttpResponse:
     mailboxes = list(selectors.mailboxes_for_user(user=request.user))
     if not mailboxes:
         raise Http404
-    reply_to = None
+    reply_to = forward_of = None
     reply_id = request.POST.get("reply_to") or request.GET.get("repondre")
     if reply_id and str(reply_id).isdigit():
         reply_to = selectors.message_get_for_user(user=request.user, message_id=int(reply_id))
+    forward_id = request.POST.get("forward_of") or request.GET.get("transferer")
+    if forward_id and str(forward_id).isdigit():
+        forward_of = selectors.message_get_for_user(user=request.user, message_id=int(forward_id))
     initial = {"mailbox": mailboxes[0].pk, "to": request.GET.get("to", "")}
+    if forward_of is not None:
+        initial.update(
+            mailbox=forward_of.mailbox_id,
+            subject=forward_subject(forward_of.subject),
+            text="\n\n" + forward_header(forward_of) + forward_of.text_body,
+            forward_of=forward_of.pk,
+        )
     if reply_to is not None:
         initial.update(
             mailbox=reply_to.mailbox_id,
@@ -195,7 +324,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
                 user=request.user, mailbox=mailbox, to=data["to"], cc=data["cc"],
                 bcc=data["bcc"], subject=data["subject"], text=data["text"], files=files,
                 urgent=data["urgent"], read_receipt=data["read_receipt"], reply_to=reply_to,
-                meta=RequestMeta.from_request(request),
+                forward_of=forward_of, meta=RequestMeta.from_request(request),
             )  # fmt: skip
         except services.RecipientRefused as exc:
             form.add_error("to", exc.message)
@@ -204,4 +333,24 @@ def compose_view(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Message envoyé."))
             return redirect(reverse("mailbox:folder", args=[sent.mailbox_id, FolderKind.SENT]))
-    return render(request, "mailbox/compose.html", {"form": form, "reply_to": reply_to})
+    return render(
+        request,
+        "mailbox/compose.html",
+        {"form": form, "reply_to": reply_to, "forward_of": forward_of},
+    )
+
+
+def forward_header(message) -> str:
+    recipients = ", ".join(r.address for r in message.recipients.all() if r.kind != "bcc")
+    return (
+        _("-------- Message transféré --------")
+        + "\n"
+        + _("De : %(sender)s") % {"sender": f"{message.from_name} <{message.from_address}>"}
+        + "\n"
+        + _("Date : %(date)s") % {"date": date_format(localtime(message.date), "DATETIME_FORMAT")}
+        + "\n"
+        + _("Objet : %(subject)s") % {"subject": message.subject}
+        + "\n"
+        + _("À : %(to)s") % {"to": recipients}
+        + "\n\n"
+    )
