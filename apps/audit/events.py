@@ -39,6 +39,7 @@ class Event(IntEnum):
     MESSAGE_MOVED = 504
     MESSAGE_DELETED = 505
     FOLDER_CHANGED = 510
+    DRAFT_DISCARDED = 511
 
     @property
     def label(self) -> str:

@@ -49,6 +49,7 @@ class ComposeForm(forms.Form):
     read_receipt = forms.BooleanField(label=_("Demander un accusé de lecture"), required=False)
     reply_to = forms.IntegerField(required=False, widget=forms.HiddenInput)
     forward_of = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    draft = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, mailboxes=(), **kwargs):
         super().__init__(*args, **kwargs)

@@ -168,6 +168,9 @@ class Message(models.Model):
     is_urgent = models.BooleanField(default=False)
     has_attachments = models.BooleanField(default=False)
     read_receipt_to = models.CharField(max_length=254, blank=True)
+    # A draft keeps the compose form as typed (recipients may be incomplete): to, cc, bcc, urgent,
+    # read_receipt, reply_to, forward_of.
+    draft_state = models.JSONField(default=dict, blank=True)
     sent_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

@@ -157,6 +157,7 @@ def message_send(
     read_receipt: bool = False,
     reply_to: Message | None = None,
     forward_of: Message | None = None,
+    draft: Message | None = None,
     meta: RequestMeta | None = None,
 ) -> Message:
     """Send a message from ``mailbox`` (the user's own or a shared one they belong to).
@@ -194,9 +195,12 @@ def message_send(
         upload.stream.seek(0)
         blob = blob_store(source=upload.stream, max_size=settings.MAILBOX_MAX_MESSAGE_SIZE)
         stored.append((upload.filename, upload.content_type, blob, _upload_reader(upload)))
-    if forward_of is not None:
-        # The forwarded attachments keep their encrypted blobs; the MIME copy decrypts them.
-        for attachment in forward_of.attachments.select_related("blob"):
+    # Forwarded attachments, and those saved with the draft, keep their encrypted blobs; the MIME
+    # copy decrypts them.
+    for source in (forward_of, draft):
+        if source is None:
+            continue
+        for attachment in source.attachments.select_related("blob"):
             stored.append(
                 (attachment.filename, attachment.content_type, attachment.blob,
                  _blob_reader(attachment.blob))
@@ -286,6 +290,8 @@ def message_send(
             Message.objects.filter(pk=reply_to.pk).update(is_answered=True)
         if forward_of is not None:
             Message.objects.filter(pk=forward_of.pk).update(is_forwarded=True)
+        if draft is not None:
+            draft.delete()  # sent: the draft has done its job
         record(
             event=Event.MESSAGE_SENT,
             actor=user,
@@ -496,3 +502,62 @@ def folder_delete(*, user, folder: Folder, meta: RequestMeta | None = None) -> N
     record(event=Event.FOLDER_CHANGED, actor=user, target=folder, meta=meta,
            extra={"action": "deleted"})  # fmt: skip
     folder.delete()
+
+
+# --- Drafts -----------------------------------------------------------------------------------
+
+DRAFT_FIELDS = ("to", "cc", "bcc", "urgent", "read_receipt", "reply_to", "forward_of")
+
+
+def draft_save(
+    *,
+    user,
+    mailbox: Mailbox,
+    draft: Message | None,
+    subject: str,
+    text: str,
+    state: dict,
+    files: list[OutgoingFile] = (),
+) -> Message:
+    """Save what is being written (recipients as typed, even incomplete) in Brouillons."""
+    stored = [
+        (upload, blob_store(source=upload.stream, max_size=settings.MAILBOX_MAX_MESSAGE_SIZE))
+        for upload in files
+    ]
+    now = timezone.now()
+    state = {key: state.get(key) for key in DRAFT_FIELDS}
+    with transaction.atomic():
+        folder = folders_ensure(mailbox=mailbox)[FolderKind.DRAFTS]
+        if draft is None:
+            draft = Message(
+                mailbox=mailbox,
+                conversation=Conversation.objects.create(mailbox=mailbox, subject=subject[:500]),
+                message_id=make_message_id(mailbox.address.rpartition("@")[2]),
+                from_name=mailbox.display_name,
+                from_address=mailbox.address,
+                is_read=True,
+            )
+        draft.mailbox = mailbox
+        draft.folder = folder
+        draft.subject = subject[:500]
+        draft.text_body = text
+        draft.snippet = _snippet(text)
+        draft.date = now
+        draft.draft_state = state
+        draft.sent_by = user
+        draft.has_attachments = draft.has_attachments or bool(stored)
+        draft.save()
+        Attachment.objects.bulk_create(
+            Attachment(message=draft, blob=blob, filename=upload.filename[:255],
+                       content_type=upload.content_type[:127], size=blob.size)
+            for upload, blob in stored
+        )  # fmt: skip
+    return draft
+
+
+@transaction.atomic
+def draft_discard(*, user, draft: Message, meta: RequestMeta | None = None) -> None:
+    if draft.folder.kind != FolderKind.DRAFTS:
+        raise MailError(_("Ce message n'est pas un brouillon."))
+    record(event=Event.DRAFT_DISCARDED, actor=user, target=draft, meta=meta)
+    draft.delete()

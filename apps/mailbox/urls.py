@@ -7,6 +7,7 @@ app_name = "mailbox"
 urlpatterns = [
     path("", views.index_view, name="index"),
     path("ecrire/", views.compose_view, name="compose"),
+    path("brouillon/", views.draft_autosave_view, name="draft_autosave"),
     path("<int:mailbox_id>/actions/", views.messages_action_view, name="actions"),
     path("<int:mailbox_id>/dossiers/", views.folders_manage_view, name="folders"),
     path("<int:mailbox_id>/<str:kind>/", views.folder_view, name="folder"),

@@ -2,7 +2,7 @@ import mimetypes
 from datetime import datetime
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -21,7 +21,7 @@ from apps.ingestion.build import forward_subject, quote_text, reply_subject
 from apps.ingestion.sanitize import sanitize_html, text_to_html
 from apps.mailbox import selectors, services
 from apps.mailbox.forms import ComposeForm
-from apps.mailbox.models import FolderKind
+from apps.mailbox.models import FolderKind, Message
 
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
@@ -70,6 +70,8 @@ def folder_view(request: HttpRequest, mailbox_id: int, kind: str) -> HttpRespons
 @require_GET
 def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
     message = selectors.message_get_for_user(user=request.user, message_id=message_id)
+    if message.folder.kind == FolderKind.DRAFTS:
+        return redirect(f"{reverse('mailbox:compose')}?brouillon={message.pk}")
     services.message_mark_read(
         user=request.user, message=message, meta=RequestMeta.from_request(request)
     )
@@ -274,27 +276,78 @@ def folders_manage_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     )
 
 
+def _draft_for(request: HttpRequest) -> Message | None:
+    draft_id = request.POST.get("draft") or request.GET.get("brouillon")
+    if not (draft_id and str(draft_id).isdigit()):
+        return None
+    draft = selectors.message_get_for_user(user=request.user, message_id=int(draft_id))
+    if draft.folder.kind != FolderKind.DRAFTS:
+        raise Http404
+    return draft
+
+
+def _related(request: HttpRequest, name: str, query: str, state: dict) -> Message | None:
+    value = request.POST.get(name) or request.GET.get(query) or state.get(name)
+    if value and str(value).isdigit():
+        return selectors.message_get_for_user(user=request.user, message_id=int(value))
+    return None
+
+
+def _save_draft(request: HttpRequest, mailboxes: list, draft, *, with_files: bool):
+    data = request.POST
+    mailbox_id = data.get("mailbox", "")
+    mailbox = next((m for m in mailboxes if str(m.pk) == mailbox_id), mailboxes[0])
+    files = []
+    if with_files:
+        files = [
+            services.OutgoingFile(
+                filename=f.name,
+                content_type=f.content_type or "application/octet-stream",
+                size=f.size,
+                stream=f.file,
+            )
+            for f in request.FILES.getlist("files")
+        ]
+    return services.draft_save(
+        user=request.user,
+        mailbox=mailbox,
+        draft=draft,
+        subject=" ".join(data.get("subject", "").split())[:500],
+        text=data.get("text", ""),
+        state={
+            "to": data.get("to", ""),
+            "cc": data.get("cc", ""),
+            "bcc": data.get("bcc", ""),
+            "urgent": bool(data.get("urgent")),
+            "read_receipt": bool(data.get("read_receipt")),
+            "reply_to": data.get("reply_to") or None,
+            "forward_of": data.get("forward_of") or None,
+        },
+        files=files,
+    )
+
+
+@require_POST
+def draft_autosave_view(request: HttpRequest) -> JsonResponse:
+    """Called by the compose page's script every few seconds and when the page is left."""
+    mailboxes = list(selectors.mailboxes_for_user(user=request.user))
+    if not mailboxes:
+        raise Http404
+    draft = _save_draft(request, mailboxes, _draft_for(request), with_files=False)
+    return JsonResponse({"draft": draft.pk, "saved_at": localtime(draft.date).strftime("%H:%M")})
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def compose_view(request: HttpRequest) -> HttpResponse:
     mailboxes = list(selectors.mailboxes_for_user(user=request.user))
     if not mailboxes:
         raise Http404
-    reply_to = forward_of = None
-    reply_id = request.POST.get("reply_to") or request.GET.get("repondre")
-    if reply_id and str(reply_id).isdigit():
-        reply_to = selectors.message_get_for_user(user=request.user, message_id=int(reply_id))
-    forward_id = request.POST.get("forward_of") or request.GET.get("transferer")
-    if forward_id and str(forward_id).isdigit():
-        forward_of = selectors.message_get_for_user(user=request.user, message_id=int(forward_id))
+    draft = _draft_for(request)
+    state = draft.draft_state if draft is not None else {}
+    reply_to = _related(request, "reply_to", "repondre", state)
+    forward_of = _related(request, "forward_of", "transferer", state)
     initial = {"mailbox": mailboxes[0].pk, "to": request.GET.get("to", "")}
-    if forward_of is not None:
-        initial.update(
-            mailbox=forward_of.mailbox_id,
-            subject=forward_subject(forward_of.subject),
-            text="\n\n" + forward_header(forward_of) + forward_of.text_body,
-            forward_of=forward_of.pk,
-        )
     if reply_to is not None:
         initial.update(
             mailbox=reply_to.mailbox_id,
@@ -304,6 +357,30 @@ def compose_view(request: HttpRequest) -> HttpResponse:
                                      reply_to.from_address, reply_to.date),
             reply_to=reply_to.pk,
         )  # fmt: skip
+    if forward_of is not None:
+        initial.update(
+            mailbox=forward_of.mailbox_id,
+            subject=forward_subject(forward_of.subject),
+            text="\n\n" + forward_header(forward_of) + forward_of.text_body,
+            forward_of=forward_of.pk,
+        )
+    if draft is not None:
+        initial.update(
+            mailbox=draft.mailbox_id, subject=draft.subject, text=draft.text_body,
+            draft=draft.pk, **{k: v for k, v in state.items() if v not in (None, "")},
+        )  # fmt: skip
+    if request.method == "POST" and "discard" in request.POST:
+        if draft is not None:
+            services.draft_discard(
+                user=request.user, draft=draft, meta=RequestMeta.from_request(request)
+            )
+            messages.success(request, _("Brouillon supprimé."))
+            return redirect("mailbox:folder", mailbox_id=draft.mailbox_id, kind=FolderKind.DRAFTS)
+        return redirect("mailbox:index")
+    if request.method == "POST" and "save_draft" in request.POST:
+        draft = _save_draft(request, mailboxes, draft, with_files=True)
+        messages.success(request, _("Brouillon enregistré."))
+        return redirect(f"{reverse('mailbox:compose')}?brouillon={draft.pk}")
     form = ComposeForm(
         request.POST or None, request.FILES or None, mailboxes=mailboxes, initial=initial
     )
@@ -324,7 +401,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
                 user=request.user, mailbox=mailbox, to=data["to"], cc=data["cc"],
                 bcc=data["bcc"], subject=data["subject"], text=data["text"], files=files,
                 urgent=data["urgent"], read_receipt=data["read_receipt"], reply_to=reply_to,
-                forward_of=forward_of, meta=RequestMeta.from_request(request),
+                forward_of=forward_of, draft=draft, meta=RequestMeta.from_request(request),
             )  # fmt: skip
         except services.RecipientRefused as exc:
             form.add_error("to", exc.message)
@@ -336,7 +413,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "mailbox/compose.html",
-        {"form": form, "reply_to": reply_to, "forward_of": forward_of},
+        {"form": form, "reply_to": reply_to, "forward_of": forward_of, "draft": draft},
     )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from apps.directory.models import Contact
 from tests.browser.test_login_flows import assert_fits_width, confirmed_device, log_in
 from tests.conftest import make_user, totp_code
 
@@ -61,3 +62,47 @@ def test_send_with_attachment_read_download_and_reply(new_page, viewport, screen
     expect(thread.first).to_contain_text("ci-joint le compte rendu.")
     expect(thread.last).to_contain_text("Merci, bien reçu.")
     assert_fits_width(page, viewport)
+
+
+def test_draft_autosave_survives_a_reload_and_bulk_move(new_page, viewport):
+    alice = make_user(first_name="Alice", last_name="Martin")
+    bob = make_user(first_name="Bob", last_name="Durand")
+    page = new_page()
+    log_in(page, viewport, alice, totp_code(confirmed_device(alice)))
+    page.goto("/messagerie/ecrire/")
+    page.get_by_label("Objet").fill("Brouillon de lettre")
+    page.get_by_role("textbox", name="Message").fill("Cher confrère, je vous adresse")
+    expect(page.locator("#draft-status")).to_contain_text("Brouillon enregistré", timeout=10_000)
+    page.reload()
+    page.goto("/messagerie/")
+    page.get_by_role("navigation", name="Dossiers").get_by_role("link", name="Brouillons").click()
+    page.locator("li.message-row").filter(has_text="Brouillon de lettre").get_by_role(
+        "link"
+    ).click()
+    expect(page.get_by_role("textbox", name="Message")).to_have_value(
+        "Cher confrère, je vous adresse"
+    )
+
+    # Autocompletion offers the contact; choosing it fills the address.
+    Contact.objects.create(
+        owner=alice, email=bob.email, display_name="Dr Bob Durand", key="durand bob"
+    )
+    to = page.get_by_label("À", exact=True)
+    to.press_sequentially("dura", delay=50)
+    suggestion = page.get_by_role("option").filter(has_text=bob.email)
+    expect(suggestion).to_be_visible()
+    suggestion.click()
+    expect(to).to_have_value(f"Dr Bob Durand <{bob.email}>, ")
+    page.get_by_role("button", name="Envoyer").click()
+    expect(page.get_by_text("Message envoyé.")).to_be_visible()
+
+    # Bob moves it to Archives with the list's checkboxes.
+    other = new_page()
+    log_in(other, viewport, bob, totp_code(confirmed_device(bob)))
+    other.goto("/messagerie/")
+    other.get_by_label("Sélectionner : Brouillon de lettre").check()
+    other.get_by_label("Action", exact=True).select_option("archive")
+    other.get_by_role("button", name="Appliquer").click()
+    expect(other.get_by_text("1 message déplacé vers « Archives ».")).to_be_visible()
+    expect(other.locator("li.message-row")).to_have_count(0)
+    assert_fits_width(other, viewport)
