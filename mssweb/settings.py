@@ -340,6 +340,8 @@ if len(STORAGE_KEYS) > 1 and not STORAGE_ACTIVE_KEY:
 # Largest message (text and attachments), and most attachments per message.
 MAILBOX_MAX_MESSAGE_SIZE = env.int("MAILBOX_MAX_MESSAGE_SIZE", default=25_000_000)
 MAILBOX_MAX_ATTACHMENTS = env.int("MAILBOX_MAX_ATTACHMENTS", default=20)
+# Space per mailbox unless set on the mailbox in the admin (bytes; default 2 GB).
+MAILBOX_DEFAULT_QUOTA = env.int("MAILBOX_DEFAULT_QUOTA", default=2_000_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields; files stream to disk beyond this
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 

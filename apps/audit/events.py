@@ -40,6 +40,7 @@ class Event(IntEnum):
     MESSAGE_DELETED = 505
     FOLDER_CHANGED = 510
     DRAFT_DISCARDED = 511
+    MAILBOX_MEMBERSHIP_CHANGED = 512
 
     @property
     def label(self) -> str:

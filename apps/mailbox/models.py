@@ -34,6 +34,11 @@ class Mailbox(models.Model):
         blank=True,
     )
     hidden_from_directory = models.BooleanField(_("liste rouge"), default=False)
+    quota_bytes = models.PositiveBigIntegerField(
+        _("quota (octets)"), null=True, blank=True,
+        help_text=_("Vide : le quota par défaut de l'opérateur."),
+    )  # fmt: skip
+    used_bytes = models.PositiveBigIntegerField(_("espace utilisé (octets)"), default=0)
     created_at = models.DateTimeField(_("créée le"), default=timezone.now)
 
     class Meta:
@@ -53,6 +58,14 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return self.address
+
+    @property
+    def quota(self) -> int:
+        return self.quota_bytes or settings.MAILBOX_DEFAULT_QUOTA
+
+    @property
+    def usage_percent(self) -> int:
+        return min(100, round(100 * self.used_bytes / self.quota)) if self.quota else 0
 
 
 class MailboxMembership(models.Model):

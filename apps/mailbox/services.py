@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -108,6 +110,20 @@ def _local_mailboxes(addresses: Iterable[Address]) -> dict[str, Mailbox]:
     return found
 
 
+def _check_quota(mailbox: Mailbox, size: int, *, own: bool) -> None:
+    mailbox.refresh_from_db(fields=["used_bytes", "quota_bytes"])
+    if mailbox.used_bytes + size <= mailbox.quota:
+        return
+    if own:
+        raise MessageTooLarge(
+            _("Votre boîte aux lettres est pleine : videz la corbeille ou supprimez des messages.")
+        )
+    raise RecipientRefused(
+        _("La boîte aux lettres de %(address)s est pleine : le message ne peut pas lui être remis.")
+        % {"address": mailbox.address}
+    )
+
+
 def _conversation_for(
     *, mailbox: Mailbox, message_ids: list[str], subject: str, date: datetime
 ) -> Conversation:
@@ -179,6 +195,10 @@ def message_send(
             _("Le message dépasse la taille maximale de %(mb)d Mo.")
             % {"mb": settings.MAILBOX_MAX_MESSAGE_SIZE // 1_000_000}
         )
+
+    estimate = total * 2  # the MIME encoding makes attachments about a third bigger
+    for box in {mailbox, *local.values()}:
+        _check_quota(box, estimate, own=box == mailbox)
 
     now = timezone.now()
     domain = mailbox.address.rpartition("@")[2]
@@ -276,6 +296,7 @@ def message_send(
                 )
                 for name, content_type, blob, _reader in stored
             )
+            Mailbox.objects.filter(pk=box.pk).update(used_bytes=F("used_bytes") + len(raw))
             if is_sender:
                 sender_copy = copy
             else:
@@ -386,6 +407,7 @@ def message_deliver_raw(
             )
             for part, blob in stored
         )
+        Mailbox.objects.filter(pk=mailbox.pk).update(used_bytes=F("used_bytes") + len(raw))
         record(
             event=Event.MESSAGE_DELIVERED_LOCALLY,
             target=message,
@@ -436,6 +458,9 @@ def messages_delete(*, user, messages: list[Message], meta: RequestMeta | None =
                 event=Event.MESSAGE_DELETED, actor=user, target=message, meta=meta,
                 extra={"mailbox": message.mailbox_id},
             )  # fmt: skip
+            Mailbox.objects.filter(pk=message.mailbox_id).update(
+                used_bytes=Greatest(F("used_bytes") - message.size, 0)
+            )
             message.delete()
             count += 1
     return count

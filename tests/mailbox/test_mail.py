@@ -203,3 +203,46 @@ def test_urgent_flag_and_read_receipt_are_on_the_wire(alice, bob):
     assert b"Importance: high" in raw
     assert b"X-Priority: 1" in raw
     assert b"Disposition-Notification-To:" in raw
+
+
+def test_a_full_recipient_mailbox_refuses_and_keeps_what_was_typed(alice, bob):
+    Mailbox.objects.filter(owner=bob).update(quota_bytes=1000, used_bytes=990)
+    response = send(client_for(alice), alice, bob.email)
+    assert response.status_code == 200
+    assert "est pleine" in response.content.decode()
+    assert "voici le compte rendu" in response.content.decode()
+    assert not Message.objects.exists()
+
+
+def test_usage_is_counted_and_shown(alice, bob):
+    client = client_for(alice)
+    send(client, alice, bob.email)
+    bob_box = mailbox_of(bob)
+    assert bob_box.used_bytes == Message.objects.get(mailbox=bob_box).size > 0
+    page = client.get(reverse("mailbox:folder", args=[mailbox_of(alice).pk, "sent"]))
+    assert "Espace utilisé" in page.content.decode()
+
+
+def test_staff_granting_a_member_is_audited(alice, bob):
+    staff = make_user(staff=True)
+    admin = client_for(staff)
+    practice = Mailbox.objects.create(
+        address=f"secretariat@{alice.domain.name}", kind=MailboxKind.ORGANISATIONAL,
+        domain=alice.domain, display_name="Secrétariat",
+    )  # fmt: skip
+    response = admin.post(
+        f"/admin/mailbox/mailbox/{practice.pk}/change/",
+        {
+            "display_name": "Secrétariat", "quota_bytes": "",
+            "created_at_0": "2026-11-28", "created_at_1": "09:00:00",
+            "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "0",
+            "memberships-MIN_NUM_FORMS": "0", "memberships-MAX_NUM_FORMS": "1000",
+            "memberships-0-user": bob.pk, "memberships-0-granted_at_0": "2026-11-28",
+            "memberships-0-granted_at_1": "10:00:00",
+        },
+    )  # fmt: skip
+    assert response.status_code == 302
+    assert practice.members.get() == bob
+    event = AuditEvent.objects.get(event=Event.MAILBOX_MEMBERSHIP_CHANGED)
+    assert event.actor == staff
+    assert event.detail == {"added": [bob.pk], "removed": []}
