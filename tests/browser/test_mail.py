@@ -106,3 +106,25 @@ def test_draft_autosave_survives_a_reload_and_bulk_move(new_page, viewport):
     expect(other.get_by_text("1 message déplacé vers « Archives ».")).to_be_visible()
     expect(other.locator("li.message-row")).to_have_count(0)
     assert_fits_width(other, viewport)
+
+
+def test_keyboard_shortcuts_on_desktop(new_page, viewport):
+    if viewport.is_mobile:
+        return  # a desktop feature: phones have no keyboard shortcuts to test
+    from apps.mailbox import services
+    from apps.mailbox.models import Mailbox
+
+    alice = make_user(first_name="Alice", last_name="Martin")
+    bob = make_user(first_name="Bob", last_name="Durand")
+    services.message_send(
+        user=bob, mailbox=Mailbox.objects.get(owner=bob),
+        to=[services.Address("", alice.email)], subject="Raccourci", text="Par le clavier",
+    )  # fmt: skip
+    page = new_page()
+    log_in(page, viewport, alice, totp_code(confirmed_device(alice)))
+    page.goto("/messagerie/")
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Raccourci")
+    page.keyboard.press("r")
+    expect(page.get_by_label("Objet")).to_have_value("Re: Raccourci")
