@@ -27,6 +27,21 @@ MAILBOX_CARD_FIELDS = (
 FETCH_FACTOR = 3  # activity rows fetched per person wanted (people have 1–3 activities)
 
 
+def person_display_name(civility: str, first_name: str, last_name: str) -> str:
+    prefix = "Dr " if civility.upper() == "DR" else ""
+    return f"{prefix}{first_name} {last_name}".strip()
+
+
+def mailbox_display_name(
+    *, bal_type: str, civility: str, first_name: str, last_name: str, structure_name: str,
+    service: str,
+) -> str:  # fmt: skip
+    """ "Dr Hélène LEFÈVRE" for a personal mailbox, "CH de Lyon – Radiologie" for a structure's."""
+    if bal_type == "PER" and last_name:
+        return person_display_name(civility, first_name, last_name)
+    return " – ".join(p for p in (structure_name, service) if p)
+
+
 @dataclass
 class Place:
     structure_name: str
@@ -54,8 +69,7 @@ class Person:
 
     @property
     def display_name(self) -> str:
-        prefix = "Dr " if self.civility in ("DR", "Dr") else ""
-        return f"{prefix}{self.first_name} {self.last_name}".strip()
+        return person_display_name(self.civility, self.first_name, self.last_name)
 
 
 @dataclass
@@ -379,15 +393,17 @@ def recipient_autocomplete(*, user, query: str, limit: int = 8) -> list[dict]:
         if box.address in seen:
             continue
         seen.add(box.address)
-        if box.bal_type == "PER" and box.last_name:
-            prefix = "Dr " if box.civility in ("DR", "Dr") else ""
-            name = f"{prefix}{box.first_name} {box.last_name}".strip()
-        else:
-            name = " – ".join(p for p in (box.structure_name, box.service) if p)
         results.append(
             {
                 "address": box.address,
-                "name": name,
+                "name": mailbox_display_name(
+                    bal_type=box.bal_type,
+                    civility=box.civility,
+                    first_name=box.first_name,
+                    last_name=box.last_name,
+                    structure_name=box.structure_name,
+                    service=box.service,
+                ),
                 "profession": box.profession_label,
                 "town": box.town,
                 "source": "directory",

@@ -101,11 +101,10 @@ def contact_add_from_directory_view(request: HttpRequest) -> HttpResponse:
     if not box:
         messages.error(request, _("Cette adresse n'est pas dans l'annuaire."))
         return redirect("directory:search")
-    if box["bal_type"] == "PER" and box["last_name"]:
-        prefix = "Dr " if box["civility"] in ("DR", "Dr") else ""
-        name = f"{prefix}{box['first_name']} {box['last_name']}".strip()
-    else:
-        name = " – ".join(p for p in (box["structure_name"], box["service"]) if p)
+    name = selectors.mailbox_display_name(
+        **{k: box[k] for k in ("bal_type", "civility", "first_name", "last_name",
+                               "structure_name", "service")}
+    )  # fmt: skip
     existing = Contact.objects.filter(owner=request.user, email=box["address"]).first()
     services.contact_save(
         owner=request.user,
