@@ -97,6 +97,7 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
             "message": message,
             "thread": thread,
             "remote": remote,
+            "inline_types": INLINE_IMAGE_TYPES,
         },
     )
 

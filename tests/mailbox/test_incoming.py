@@ -75,3 +75,28 @@ def test_other_users_cannot_open_the_frame(alice_client, client):
     other = Client()
     login(other, eve)
     assert other.get(reverse("mailbox:message_html", args=[pk])).status_code == 404
+
+
+def test_images_preview_inline_but_nothing_else(alice_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.mailbox.models import Message
+
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    box = alice_client.mailbox
+    alice_client.post("/messagerie/ecrire/", {
+        "mailbox": box.pk, "to": box.address, "subject": "img", "text": "x",
+        "files": [SimpleUploadedFile("photo.png", png, "image/png"),
+                  SimpleUploadedFile("page.html", b"<script>alert(1)</script>", "text/html")],
+    })  # fmt: skip
+    received = Message.objects.get(mailbox=box, folder__kind="inbox")
+    image = received.attachments.get(filename="photo.png")
+    html = received.attachments.get(filename="page.html")
+    preview = alice_client.get(reverse("mailbox:attachment", args=[image.pk]), {"inline": "1"})
+    assert preview["Content-Disposition"].startswith("inline")
+    assert "sandbox" in preview["Content-Security-Policy"]
+    forced = alice_client.get(reverse("mailbox:attachment", args=[html.pk]), {"inline": "1"})
+    assert forced["Content-Disposition"].startswith("attachment")
+    assert forced["X-Content-Type-Options"] == "nosniff"
+    page = alice_client.get(reverse("mailbox:message", args=[received.pk]))
+    assert page.content.decode().count("Aperçu") == 1
