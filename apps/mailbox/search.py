@@ -7,12 +7,13 @@ sent to Dr Dupont); the last word is a prefix, so results come as the user types
 domains are left out of the free text (every MSSanté address ends in "mssante.fr", and "medecin"
 or "sante" in a domain would match everything); the From and To filters match whole addresses.
 The trash is left out unless it is the folder asked for. Results come newest first: that is
-what a mail reader expects, and ranking by relevance would need the document of every matching
-row recomputed, which the index cannot give.
+what a mail reader expects, and a relevance rank would have to read the document of every
+matching message (tens of thousands for a common word) before keeping fifty.
 
 PostgreSQL (production), with migration 0005:
-- the message's own text goes through one GIN index on (mailbox_id, document), French stemming
-  and accent folding (``mssweb_fr``): "examens" finds "examen", "eleve" finds "Élevés";
+- the message's own text is a stored tsvector column (``search_document``) under one GIN index
+  on (mailbox_id, search_document), with French stemming and accent folding (``mssweb_fr``):
+  "examens" finds "examen", "eleve" finds "Élevés";
 - recipients and attachment names are matched as substrings through trigram indexes, then
   combined per word in Python (two small queries). A word found in the recipients or attachment
   names of more than ``EXTRA_CAP`` messages is matched in the message text only (it says
@@ -50,12 +51,9 @@ EXTRA_CAP = 100  # see the module docstring
 EXTRA_MIN_LENGTH = 3  # trigram indexes need three characters
 HEADLINE_CHARS = 20_000  # ts_headline reads the start of long bodies only
 
-# Migration 0005 defines these; the index expression must be written exactly so.
+# Migration 0005 defines these (the column is not a model field).
 CONFIG = "public.mssweb_fr"
-DOCUMENT = (
-    'mssweb_message_document("mailbox_message"."subject", "mailbox_message"."from_name", '
-    '"mailbox_message"."from_address", "mailbox_message"."text_body")'
-)
+DOCUMENT = '"mailbox_message"."search_document"'
 START, STOP = "\ue000", "\ue001"  # ts_headline markers, removed from the text beforehand
 HEADLINE_OPTIONS = (
     f"StartSel={START}, StopSel={STOP}, MaxWords=24, MinWords=12, ShortWord=2, "
@@ -190,7 +188,7 @@ def _filtered(
         sender = '"mailbox_message"."from_name" || \' \' || "mailbox_message"."from_address"'
         qs = qs.filter(*_fold_like(sender, from_words))
     if to_words:
-        who = '"mailbox_recipient"."name" || \' \' || "mailbox_recipient"."address"'
+        who = "name || ' ' || address"  # unqualified: Django aliases the subquery table
         recipients = Recipient.objects.filter(*_fold_like(who, to_words), message_id=OuterRef("pk"))
         qs = qs.filter(Exists(recipients))
     if date_from:
@@ -228,7 +226,7 @@ class _PostgresSearch:
         return join.join([*words[:-1], f"{words[-1]}:*"])
 
     @staticmethod
-    def _matches(tsquery: str) -> RawSQL:  # uses the index mailbox_message_fts
+    def _matches(tsquery: str) -> RawSQL:  # the index mailbox_message_fts
         return _condition(f"{DOCUMENT} @@ to_tsquery('{CONFIG}', %s)", [tsquery])
 
     def rows(self, base: QuerySet[Message], *, offset: int, limit: int) -> list[Message]:
@@ -461,7 +459,8 @@ def _extract(text: str, is_match: Callable[[str], bool], *, before: int = 8, wor
     first = next((i for i, t in enumerate(tokens) if is_match(normalize_search(t.group()))), 0)
     start = max(0, first - before) if first else 0
     end = min(len(tokens), start + words)
-    begin, finish = tokens[start].start(), tokens[end - 1].end()
+    begin = tokens[start].start() if start else 0
+    finish = tokens[end - 1].end() if end < len(tokens) else len(text)
     piece = _highlight_words(" ".join(text[begin:finish].split()), is_match)
     prefix = "… " if start else ""
     suffix = " …" if end < len(tokens) else ""

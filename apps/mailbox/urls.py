@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.mailbox import views
+from apps.mailbox import search_views, views
 
 app_name = "mailbox"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("brouillon/", views.draft_autosave_view, name="draft_autosave"),
     path("<int:mailbox_id>/actions/", views.messages_action_view, name="actions"),
     path("<int:mailbox_id>/dossiers/", views.folders_manage_view, name="folders"),
+    path("<int:mailbox_id>/recherche/", search_views.search_view, name="search"),
     path("<int:mailbox_id>/<str:kind>/", views.folder_view, name="folder"),
     path("message/<int:message_id>/", views.message_view, name="message"),
     path("message/<int:message_id>/html/", views.message_html_view, name="message_html"),
