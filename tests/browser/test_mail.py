@@ -128,3 +128,28 @@ def test_keyboard_shortcuts_on_desktop(new_page, viewport):
     expect(page.get_by_role("heading", level=1)).to_have_text("Raccourci")
     page.keyboard.press("r")
     expect(page.get_by_label("Objet")).to_have_value("Re: Raccourci")
+
+
+def test_search_finds_a_word_of_the_body(page, viewport):
+    from apps.mailbox import services
+    from apps.mailbox.models import Mailbox
+
+    alice = make_user(first_name="Alice", last_name="Martin")
+    bob = make_user(first_name="Bob", last_name="Durand")
+    for subject, text in (("Bilan", "Panoramique dentaire normal."),
+                          ("Autre", "Rien à signaler.")):  # fmt: skip
+        services.message_send(
+            user=bob, mailbox=Mailbox.objects.get(owner=bob),
+            to=[services.Address("", alice.email)], subject=subject, text=text,
+        )  # fmt: skip
+    log_in(page, viewport, alice, totp_code(confirmed_device(alice)))
+    page.goto("/messagerie/")
+    folders = page.get_by_role("navigation", name="Dossiers")
+    folders.get_by_role("link", name="Rechercher").click()
+    page.get_by_label("Rechercher dans les messages").fill("panoramique")
+    page.get_by_role("button", name="Rechercher").click()
+    results = page.locator("ol.message-list li")
+    expect(results).to_have_count(1)
+    expect(results.first).to_contain_text("Bilan")
+    expect(results.first.locator("mark")).to_have_text(re.compile("panoramique", re.I))
+    assert_fits_width(page, viewport)
