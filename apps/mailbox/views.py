@@ -1,4 +1,5 @@
 import mimetypes
+import secrets
 from datetime import datetime
 
 from django.contrib import messages
@@ -103,9 +104,17 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
 
 
 HTML_FRAME_CSP = (
-    "default-src 'none'; img-src 'self' data:{remote}; "
+    "default-src 'none'; img-src 'self' data:{remote}; style-src 'nonce-{nonce}'; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'; "
     "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+
+
+FRAME_STYLE = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;"
+    "font-size:15px;line-height:1.5;color:#14212b;margin:12px;overflow-wrap:anywhere}"
+    "img{max-width:100%;height:auto}table{max-width:100%}a{color:#0b5c6b}"
+    "img:not([src]){display:inline-block;border:1px dashed #8a99a5;padding:2px 6px}"
 )
 
 
@@ -122,13 +131,15 @@ def message_html_view(request: HttpRequest, message_id: int) -> HttpResponse:
         if a.content_id and a.content_type in INLINE_IMAGE_TYPES
     }
     body = sanitize_html(message.html_body, allow_remote=remote, cid_urls=cid_urls).html
+    # Our own typography only (the sanitiser removed every style of the message), by nonce.
+    nonce = secrets.token_urlsafe(16)
     response = HttpResponse(
-        '<!doctype html><html><head><meta charset="utf-8"><base target="_blank"></head>'
-        f"<body>{body}</body></html>",
+        '<!doctype html><html><head><meta charset="utf-8"><base target="_blank">'
+        f'<style nonce="{nonce}">{FRAME_STYLE}</style></head><body>{body}</body></html>',
         content_type="text/html; charset=utf-8",
     )
     response["Content-Security-Policy"] = HTML_FRAME_CSP.format(
-        remote=" https: http:" if remote else ""
+        remote=" https: http:" if remote else "", nonce=nonce
     )
     response["X-Frame-Options"] = "SAMEORIGIN"
     response["Referrer-Policy"] = "no-referrer"
