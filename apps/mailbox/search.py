@@ -51,9 +51,14 @@ EXTRA_CAP = 100  # see the module docstring
 EXTRA_MIN_LENGTH = 3  # trigram indexes need three characters
 HEADLINE_CHARS = 20_000  # ts_headline reads the start of long bodies only
 
-# Migration 0005 defines these (the column is not a model field).
+# Migration 0005 defines these (the column is not a model field); each folded expression must
+# be written exactly as its index's.
 CONFIG = "public.mssweb_fr"
 DOCUMENT = '"mailbox_message"."search_document"'
+SENDER = 'mssweb_fold("mailbox_message"."from_name" || \' \' || "mailbox_message"."from_address")'
+RECIPIENT = "mssweb_fold(name || ' ' || address)"  # unqualified: Django aliases subquery tables
+RECIPIENT_WHO = "mssweb_fold(r.name || ' ' || split_part(r.address, '@', 1))"
+ATTACHMENT_NAME = "mssweb_fold(a.filename)"
 START, STOP = "\ue000", "\ue001"  # ts_headline markers, removed from the text beforehand
 HEADLINE_OPTIONS = (
     f"StartSel={START}, StopSel={STOP}, MaxWords=24, MinWords=12, ShortWord=2, "
@@ -167,10 +172,10 @@ def _condition(sql: str, params: list) -> RawSQL:
     return RawSQL(sql, params, output_field=BooleanField())  # noqa: S611
 
 
-def _fold_like(sql: str, words: Iterable[str]) -> list[RawSQL]:
-    """``mssweb_fold(sql) LIKE '%word%'`` for each word (ASCII letters and digits only: nothing
-    to escape in a LIKE pattern)."""
-    return [_condition(f"mssweb_fold({sql}) LIKE %s", [f"%{w}%"]) for w in words]
+def _fold_like(folded: str, words: Iterable[str]) -> list[RawSQL]:
+    """``folded LIKE '%word%'`` for each word (ASCII letters and digits only: nothing to escape
+    in a LIKE pattern)."""
+    return [_condition(f"{folded} LIKE %s", [f"%{w}%"]) for w in words]
 
 
 def _filtered(
@@ -185,11 +190,11 @@ def _filtered(
     urgent: bool,
 ) -> QuerySet[Message]:
     if from_words:
-        sender = '"mailbox_message"."from_name" || \' \' || "mailbox_message"."from_address"'
-        qs = qs.filter(*_fold_like(sender, from_words))
+        qs = qs.filter(*_fold_like(SENDER, from_words))
     if to_words:
-        who = "name || ' ' || address"  # unqualified: Django aliases the subquery table
-        recipients = Recipient.objects.filter(*_fold_like(who, to_words), message_id=OuterRef("pk"))
+        recipients = Recipient.objects.filter(
+            *_fold_like(RECIPIENT, to_words), message_id=OuterRef("pk")
+        )
         qs = qs.filter(Exists(recipients))
     if date_from:
         qs = qs.filter(date__gte=_start_of_day(date_from))
@@ -261,14 +266,14 @@ class _PostgresSearch:
             arms.append(
                 "(SELECT %s, 'r', r.message_id FROM mailbox_recipient r "  # noqa: S608
                 "JOIN mailbox_message m ON m.id = r.message_id "
-                "WHERE mssweb_fold(r.name || ' ' || split_part(r.address, '@', 1)) LIKE %s "
+                f"WHERE {RECIPIENT_WHO} LIKE %s "
                 f"AND lower(r.address) <> %s AND m.mailbox_id = %s AND {scope_sql} LIMIT %s)"
             )
             params += [k, pattern, own, self.mailbox.pk, *scope_params, EXTRA_CAP + 1]
             arms.append(
                 "(SELECT %s, 'a', a.message_id FROM mailbox_attachment a "  # noqa: S608
                 "JOIN mailbox_message m ON m.id = a.message_id "
-                f"WHERE mssweb_fold(a.filename) LIKE %s AND m.mailbox_id = %s AND {scope_sql} "
+                f"WHERE {ATTACHMENT_NAME} LIKE %s AND m.mailbox_id = %s AND {scope_sql} "
                 "LIMIT %s)"
             )
             params += [k, pattern, self.mailbox.pk, *scope_params, EXTRA_CAP + 1]
