@@ -27,16 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _pg import django_on  # noqa: E402 - bench/ is the script folder
+
 BENCH_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mssweb_bench")
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> None:
@@ -50,14 +43,7 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
 
-    if not args.searches_only:
-        recreate_database(BENCH_URL)
-    os.environ["DATABASE_URL"] = BENCH_URL
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mssweb.settings_test")
-    os.environ["MSSWEB_VAR_DIR"] = str(ROOT / "var" / "bench")
-    import django
-
-    django.setup()
+    django_on(BENCH_URL, fresh=not args.searches_only)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -129,7 +115,7 @@ def run_import(files, figures: dict) -> None:
     run = directory_import(activities=files.activities_path, mssante=files.mssante_path)
     figures["import_s"] = round(time.perf_counter() - started, 1)
     figures["import_ratio_to_bare_copy"] = round(
-        figures["import_s"] / figures["bare_copy_activities_s"], 1
+        figures["import_s"] / max(figures["bare_copy_activities_s"], 0.1), 1
     )
     figures["import_peak_rss_mb"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0

@@ -34,18 +34,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _pg import django_on  # noqa: E402 - bench/ is the script folder
+
 BENCH_URL = os.environ.get(
     "BENCH_MAIL_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mssweb_bench_mail"
 )
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> None:
@@ -60,14 +53,7 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
 
-    if not args.measure_only:
-        recreate_database(BENCH_URL)
-    os.environ["DATABASE_URL"] = BENCH_URL
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mssweb.settings_test")
-    os.environ["MSSWEB_VAR_DIR"] = str(ROOT / "var" / "bench")
-    import django
-
-    django.setup()
+    django_on(BENCH_URL, fresh=not args.measure_only)
     from django.conf import settings
     from django.core.management import call_command
 
