@@ -305,21 +305,24 @@ def _related(request: HttpRequest, name: str, query: str, state: dict) -> Messag
     return None
 
 
+def _outgoing(uploads) -> list:
+    """Uploaded files as the services take them (streamed, never read whole here)."""
+    return [
+        services.OutgoingFile(
+            filename=f.name,
+            content_type=f.content_type or "application/octet-stream",
+            size=f.size,
+            stream=f.file,
+        )
+        for f in uploads
+    ]
+
+
 def _save_draft(request: HttpRequest, mailboxes: list, draft, *, with_files: bool):
     data = request.POST
     mailbox_id = data.get("mailbox", "")
     mailbox = next((m for m in mailboxes if str(m.pk) == mailbox_id), mailboxes[0])
-    files = []
-    if with_files:
-        files = [
-            services.OutgoingFile(
-                filename=f.name,
-                content_type=f.content_type or "application/octet-stream",
-                size=f.size,
-                stream=f.file,
-            )
-            for f in request.FILES.getlist("files")
-        ]
+    files = _outgoing(request.FILES.getlist("files")) if with_files else []
     return services.draft_save(
         user=request.user,
         mailbox=mailbox,
@@ -399,15 +402,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         mailbox = next(m for m in mailboxes if m.pk == data["mailbox"])
-        files = [
-            services.OutgoingFile(
-                filename=f.name,
-                content_type=f.content_type or "application/octet-stream",
-                size=f.size,
-                stream=f.file,
-            )
-            for f in data["files"]
-        ]
+        files = _outgoing(data["files"])
         try:
             sent = services.message_send(
                 user=request.user, mailbox=mailbox, to=data["to"], cc=data["cc"],
