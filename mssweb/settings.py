@@ -87,6 +87,9 @@ INSTALLED_APPS = [
     "apps.directory",
     "apps.attachments",
     "apps.ingestion",
+    "apps.trustlist",
+    "apps.delivery",
+    "apps.gateway",
 ]
 
 MIDDLEWARE = [
@@ -344,6 +347,12 @@ MAILBOX_MAX_ATTACHMENTS = env.int("MAILBOX_MAX_ATTACHMENTS", default=20)
 MAILBOX_DEFAULT_QUOTA = env.int("MAILBOX_DEFAULT_QUOTA", default=2_000_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields; files stream to disk beyond this
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# --- Federation: trust list (apps/trustlist) ---------------------------------------------------
+
+# --- Federation: outbound delivery (apps/delivery) ----------------------------------------------
+
+# --- Federation: inbound SMTP gateway and ingestion (apps/gateway) ------------------------------
 
 # --- Demo seed ----------------------------------------------------------------------------------
 MSSWEB_DEMO_DOMAIN = env.str("MSSWEB_DEMO_DOMAIN", default="mssweb-demo.mssante.fr")

@@ -8,6 +8,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.accounts import services
 from apps.accounts.models import Domain
 from apps.audit.testing import allow_audit_flush  # noqa: F401 - fixture used by transactional tests
+from tests.pki import pki  # noqa: F401 - the federation tests' PKI
 
 PASSWORD = "correct horse battery staple"
 DOMAIN = "test.mssante.fr"

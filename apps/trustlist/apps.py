@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TrustlistConfig(AppConfig):
+    name = "apps.trustlist"
+    label = "trustlist"
