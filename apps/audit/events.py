@@ -41,6 +41,24 @@ class Event(IntEnum):
     FOLDER_CHANGED = 510
     DRAFT_DISCARDED = 511
     MAILBOX_MEMBERSHIP_CHANGED = 512
+    DOCUMENT_EXTRACTED = 520
+    # 600: federation — trust list
+    TRUSTLIST_IMPORTED = 600
+    TRUSTLIST_IMPORT_FAILED = 601
+    # 620: federation — outbound delivery (one event per recipient status transition)
+    DELIVERY_QUEUED = 620
+    DELIVERY_DELIVERED = 621
+    DELIVERY_DEFERRED = 622
+    DELIVERY_FAILED = 623
+    DELIVERY_READ = 624
+    DELIVERY_REPORT_RECEIVED = 625
+    READ_RECEIPT_SENT = 626
+    # 660: federation — inbound gateway and ingestion
+    INBOUND_ACCEPTED = 660
+    INBOUND_INGESTED = 661
+    INBOUND_QUARANTINED = 662
+    INBOUND_REPLAYED = 663
+    INBOUND_REJECTED = 664
 
     @property
     def label(self) -> str:
