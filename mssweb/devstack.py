@@ -1,7 +1,8 @@
 """`make run`: the portal and its background processes in one terminal; Ctrl-C stops them all.
 
 Each process runs in its own process group so that one Ctrl-C (or SIGTERM) reaches every child
-and its own children (Celery's pool). Later parts (the SMTP gateway) add a line to PROCESSES.
+and its own children (Celery's pool). The SMTP gateway listens on 127.0.0.1:2525 with STARTTLS
+(a self-signed pair made in VAR_DIR/tls on first start, see ``apps.gateway.server``).
 """
 
 import os
@@ -25,6 +26,7 @@ PROCESSES = {
         "--pool=prefork",
     ],
     "beat": [PY, "-m", "celery", "-A", "mssweb", "beat", "--loglevel=INFO"],
+    "gateway": [PY, "manage.py", "smtp_gateway", "--host", "127.0.0.1", "--port", "2525"],
 }
 
 
@@ -33,7 +35,11 @@ def main() -> int:
     children: dict[str, subprocess.Popen] = {}
     for name, command in PROCESSES.items():
         children[name] = subprocess.Popen(command, env=env, start_new_session=True)  # noqa: S603
-    print("\nmssweb: http://127.0.0.1:8000  (Ctrl-C stops web, worker and beat)\n", flush=True)
+    print(
+        "\nmssweb: http://127.0.0.1:8000, SMTP gateway 127.0.0.1:2525 "
+        "(Ctrl-C stops web, worker, beat and gateway)\n",
+        flush=True,
+    )
 
     stopping = False
 

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "apps.trustlist",
     "apps.delivery",
     "apps.gateway",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [
@@ -126,6 +127,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.core.context_processors.site",
+                "apps.notifications.context_processors.unread",
             ],
         },
     },
@@ -189,6 +191,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.sessions_cleanup",
         "schedule": timedelta(minutes=15),
     },
+    "delivery-sweep": {"task": "delivery.sweep", "schedule": timedelta(minutes=1)},
+    "gateway-sweep": {"task": "gateway.sweep", "schedule": timedelta(minutes=3)},
     "directory-import-daily": {
         "task": "directory.import_daily",
         "schedule": crontab(
@@ -349,10 +353,111 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields; files stream to disk bey
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # --- Federation: trust list (apps/trustlist) ---------------------------------------------------
+# The ANS list (path or http(s) URL, e.g. https://espacedeconfiance.mssante.fr/
+# listeblanchemssante.xml), refreshed daily by beat; empty: no refresh (import by hand with
+# `manage.py import_trustlist`). TRUSTLIST_SHA256: expected checksum, 64 hex characters or the
+# path/URL of the published checksum file. TRUSTLIST_CA_BUNDLE: PEM roots for the download (the
+# official site uses an IGC-Santé certificate); empty: the system's roots.
+TRUSTLIST_SOURCE = env.str("TRUSTLIST_SOURCE", default="")
+TRUSTLIST_SHA256 = env.str("TRUSTLIST_SHA256", default="")
+TRUSTLIST_CA_BUNDLE = env.str("TRUSTLIST_CA_BUNDLE", default="")
+TRUSTLIST_MAX_BYTES = env.int("TRUSTLIST_MAX_BYTES", default=20_000_000)
+TRUSTLIST_TIMEOUT = env.int("TRUSTLIST_TIMEOUT", default=60)
+# A list is refused (the one in service kept) above this share of unusable entries.
+TRUSTLIST_MAX_REJECTED_RATIO = env.float("TRUSTLIST_MAX_REJECTED_RATIO", default=0.01)
+CELERY_BEAT_SCHEDULE["trustlist-refresh-daily"] = {
+    "task": "trustlist.refresh",
+    "schedule": crontab(
+        hour=env.int("TRUSTLIST_REFRESH_HOUR", default=3),
+        minute=env.int("TRUSTLIST_REFRESH_MINUTE", default=15),
+    ),
+}
+# Patients' addresses (<INS>@patient.mssante.fr, Mon espace santé): routed apart.
+MSSANTE_PATIENT_DOMAIN = env.str("MSSANTE_PATIENT_DOMAIN", default="patient.mssante.fr")
 
 # --- Federation: outbound delivery (apps/delivery) ----------------------------------------------
+# Next hop: static routes "domain=host:port,…" first (tests, private peerings), else a relay
+# host "host:port" (Postfix in front, which then enforces TLS and the trust list itself), else the
+# domain's MX records (A record when there is none, RFC 5321).
+DELIVERY_ROUTES = env.str("DELIVERY_ROUTES", default="")
+DELIVERY_RELAY_HOST = env.str("DELIVERY_RELAY_HOST", default="")
+# TLS to peers (never to the relay unless DELIVERY_RELAY_REQUIRE_TLS): CA bundle of the
+# IGC-Santé roots, and this operator's client certificate and key (PEM files).
+DELIVERY_CA_BUNDLE = env.str("DELIVERY_CA_BUNDLE", default="")
+DELIVERY_CLIENT_CERT = env.str("DELIVERY_CLIENT_CERT", default="")
+DELIVERY_CLIENT_KEY = env.str("DELIVERY_CLIENT_KEY", default="")
+DELIVERY_TLS_CHECK_HOSTNAME = env.bool("DELIVERY_TLS_CHECK_HOSTNAME", default=True)
+DELIVERY_RELAY_REQUIRE_TLS = env.bool("DELIVERY_RELAY_REQUIRE_TLS", default=True)
+DELIVERY_EHLO_NAME = env.str("DELIVERY_EHLO_NAME", default="") or None  # None: the host name
+DELIVERY_SMTP_TIMEOUT = env.float("DELIVERY_SMTP_TIMEOUT", default=60.0)
+# Retries: a claimed row is reserved for DELIVERY_LEASE_SECONDS; a deferred one waits
+# DELIVERY_RETRY_MIN seconds, doubling up to DELIVERY_RETRY_MAX; it fails after its lifetime.
+DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=600)
+DELIVERY_RETRY_MIN = env.int("DELIVERY_RETRY_MIN", default=300)
+DELIVERY_RETRY_MAX = env.int("DELIVERY_RETRY_MAX", default=3600)
+DELIVERY_MAX_LIFETIME = env.int("DELIVERY_MAX_LIFETIME", default=5 * 24 * 3600)
+DELIVERY_BATCH_SIZE = env.int("DELIVERY_BATCH_SIZE", default=100)
 
 # --- Federation: inbound SMTP gateway and ingestion (apps/gateway) ------------------------------
+# `manage.py smtp_gateway` (make run: 127.0.0.1:2525). Name in the banner and Received: lines
+# (empty: the machine's FQDN). Largest message accepted (SIZE): the MIME encoding of
+# MAILBOX_MAX_MESSAGE_SIZE of attachments makes it about 1.4 times bigger.
+GATEWAY_HOSTNAME = env.str("GATEWAY_HOSTNAME", default="")
+GATEWAY_MAX_MESSAGE_SIZE = env.int(
+    "GATEWAY_MAX_MESSAGE_SIZE", default=int(MAILBOX_MAX_MESSAGE_SIZE * 1.4)
+)
+# STARTTLS certificate and key (PEM). With DJANGO_DEBUG=true and none set, a self-signed pair is
+# made in VAR_DIR/tls. GATEWAY_REQUIRE_TLS refuses MAIL before STARTTLS (MSSanté requires TLS).
+GATEWAY_TLS_CERT = env.str("GATEWAY_TLS_CERT", default="")
+GATEWAY_TLS_KEY = env.str("GATEWAY_TLS_KEY", default="")
+GATEWAY_REQUIRE_TLS = env.bool("GATEWAY_REQUIRE_TLS", default=not DEBUG)
+# Mutual TLS: PEM roots client certificates must chain to (IGC-Santé in production); a client
+# certificate's subject DN must then be listed in the trust list for the sender's domain.
+# GATEWAY_REQUIRE_CLIENT_CERT refuses peers that present none.
+GATEWAY_CLIENT_CA_BUNDLE = env.str("GATEWAY_CLIENT_CA_BUNDLE", default="")
+GATEWAY_REQUIRE_CLIENT_CERT = env.bool("GATEWAY_REQUIRE_CLIENT_CERT", default=False)
+# Self-protection: simultaneous connections, recipients per message, times each command may be
+# used per connection, idle time between commands and whole session time (seconds).
+GATEWAY_MAX_CONNECTIONS = env.int("GATEWAY_MAX_CONNECTIONS", default=100)
+GATEWAY_MAX_RECIPIENTS = env.int("GATEWAY_MAX_RECIPIENTS", default=100)
+GATEWAY_MAX_COMMANDS = env.int("GATEWAY_MAX_COMMANDS", default=1000)
+GATEWAY_IDLE_TIMEOUT = env.int("GATEWAY_IDLE_TIMEOUT", default=300)
+GATEWAY_SESSION_TIMEOUT = env.int("GATEWAY_SESSION_TIMEOUT", default=1800)
+# Threads doing the gateway's database and storage work (each holds one database connection).
+GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=10)
+# Ingestion (Celery task gateway.ingest): attempts before quarantine, first retry delay (doubled
+# each time, at most an hour), how long a worker holds a message, and how late an accepted message
+# may be before the sweeper (beat, and `manage.py gateway_sweep`) enqueues it again (seconds).
+GATEWAY_INGEST_MAX_ATTEMPTS = env.int("GATEWAY_INGEST_MAX_ATTEMPTS", default=8)
+GATEWAY_INGEST_RETRY_BASE = env.int("GATEWAY_INGEST_RETRY_BASE", default=30)
+GATEWAY_INGEST_LEASE = env.int("GATEWAY_INGEST_LEASE", default=600)
+GATEWAY_SWEEP_AFTER = env.int("GATEWAY_SWEEP_AFTER", default=60)
+
+# --- Alerts: Web Push, SMS and e-mail notices (apps/notifications) ----------------------------
+# VAPID key pair (base64url: the raw 32-byte private scalar and the 65-byte public point) and the
+# contact sent to push services ("mailto:…" or "https://…"). Required in production; with
+# DJANGO_DEBUG=true or in tests and no value, a pair is kept in VAR_DIR/dev-vapid-key.
+WEBPUSH_VAPID_PUBLIC_KEY = env.str("WEBPUSH_VAPID_PUBLIC_KEY", default="")
+WEBPUSH_VAPID_PRIVATE_KEY = env.str("WEBPUSH_VAPID_PRIVATE_KEY", default="")
+WEBPUSH_VAPID_SUBJECT = env.str("WEBPUSH_VAPID_SUBJECT", default="")
+# A subscription's endpoint comes from the browser: the worker only posts to these push services
+# (a leading dot allows subdomains), over HTTPS, so nobody can aim it at an internal address.
+WEBPUSH_ALLOWED_HOSTS = env.list(
+    "WEBPUSH_ALLOWED_HOSTS",
+    default=[
+        "fcm.googleapis.com", "updates.push.services.mozilla.com", ".push.services.mozilla.com",
+        ".notify.windows.com", "web.push.apple.com", ".push.apple.com",
+    ],
+)  # fmt: skip
+WEBPUSH_REQUIRE_HTTPS = env.bool("WEBPUSH_REQUIRE_HTTPS", default=True)
+WEBPUSH_TIMEOUT = env.float("WEBPUSH_TIMEOUT", default=10.0)
+WEBPUSH_MAX_DEVICES = env.int("WEBPUSH_MAX_DEVICES", default=10)
+# SMS gateway (dotted path of a class of apps/notifications/sms.py or the operator's own).
+SMS_BACKEND = env.str("SMS_BACKEND", default="apps.notifications.sms.ConsoleBackend")
+CELERY_BEAT_SCHEDULE["notifications-digest"] = {
+    "task": "notifications.digest_flush",
+    "schedule": timedelta(minutes=5),
+}
 
 # --- Demo seed ----------------------------------------------------------------------------------
 MSSWEB_DEMO_DOMAIN = env.str("MSSWEB_DEMO_DOMAIN", default="mssweb-demo.mssante.fr")
@@ -378,5 +483,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        # aiosmtpd logs every command line at INFO; the gateway logs what matters itself.
+        "mail.log": {"level": "WARNING"},
     },
 }

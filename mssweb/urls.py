@@ -5,9 +5,12 @@ from apps.core import views as core_views
 
 urlpatterns = [
     path("", include("apps.core.urls")),
+    path("", include("apps.notifications.pwa_urls")),
     path("compte/", include("apps.accounts.urls")),
+    path("compte/notifications/", include("apps.notifications.urls")),
     path("annuaire/", include("apps.directory.urls")),
     path("messagerie/", include("apps.mailbox.urls")),
+    path("acheminement/", include("apps.delivery.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("healthz", core_views.healthz, name="healthz"),

@@ -78,12 +78,18 @@ def make_ca(common_name: str = "mssweb test CA", *, days: int = 3650) -> Credent
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -118,7 +124,9 @@ def issue(
         .not_valid_after(not_after or _now() + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
     )
@@ -138,6 +146,6 @@ def ensure_self_signed(directory: Path, *, hostname: str = "localhost") -> tuple
     cert_path, key_path = directory / "gateway.crt", directory / "gateway.key"
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
-    return issue(None, dn=f"CN={hostname},O=mssweb dev,C=FR", hostnames=[hostname, "127.0.0.1"]).write(
-        directory, "gateway"
-    )
+    return issue(
+        None, dn=f"CN={hostname},O=mssweb dev,C=FR", hostnames=[hostname, "127.0.0.1"]
+    ).write(directory, "gateway")

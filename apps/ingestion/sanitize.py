@@ -147,6 +147,52 @@ def sanitize_html(
     return SanitizedHtml(html=cleaned, blocked_remote=blocked)
 
 
+# --- HTML written in the compose editor ----------------------------------------------------
+
+# Much stricter than what is shown: the simple formatting the editor offers, nothing else.
+COMPOSED_TAGS = frozenset(
+    {"p", "br", "strong", "b", "em", "i", "u", "ul", "ol", "li", "blockquote", "a"}
+)
+COMPOSED_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+COMPOSED_LINK_REL = "noopener noreferrer"
+
+
+def sanitize_composed_html(html: str) -> str:
+    """The body written with the compose editor, cut down to its allow-list: paragraphs, line
+    breaks, bold, italic, underline, lists, quotes and links (http, https and mailto only, with
+    ``rel="noopener noreferrer"``). No other tag and no attribute but ``href``: no style, class,
+    id or event handler. Scripts, styles, frames, SVG… are removed with their content."""
+
+    def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+        if tag != "a":
+            return None
+        if attribute == "rel":  # set by nh3 itself (``link_rel``); a posted rel is dropped
+            return value
+        if attribute != "href":
+            return None
+        scheme, url = _url_parts(value)
+        return url if scheme in COMPOSED_URL_SCHEMES else None
+
+    cleaner = nh3.Cleaner(
+        tags=set(COMPOSED_TAGS),
+        clean_content_tags=set(CLEAN_CONTENT_TAGS) | {"head"},
+        attributes={"a": {"href"}},
+        generic_attribute_prefixes=set(),
+        attribute_filter=attribute_filter,
+        strip_comments=True,
+        link_rel=COMPOSED_LINK_REL,
+        url_schemes=set(COMPOSED_URL_SCHEMES),
+        url_relative=lambda _url: None,
+    )
+    return cleaner.clean(html).strip()
+
+
+def composed_text(html: str) -> str:
+    """The text/plain alternative of a composed HTML body: paragraphs and line breaks kept,
+    list items as ``- `` (``1. `` when numbered), links as ``text <url>``, quotes as ``> ``."""
+    return html_to_text(html, alternative=True)
+
+
 # --- text/plain → HTML -------------------------------------------------------------------
 
 _LINKABLE = re.compile(
@@ -215,54 +261,123 @@ _SPACES = re.compile(r"[ \t\r\n\f\u200b]+")
 
 
 class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
+    """Collects ``(text, quote depth)`` pieces. With ``alternative``, also numbers ordered
+    list items, writes link targets after their text and tracks ``blockquote`` depth."""
+
+    def __init__(self, *, alternative: bool = False) -> None:
         super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
+        self.alternative = alternative
+        self.parts: list[tuple[str, int]] = []
         self.skip = 0
         self.pre = 0
+        self.depth = 0
+        self.lists: list[list] = []  # [tag, next number]
+        self.link: tuple[str, int] | None = None  # (href, index of the first part of its text)
+
+    def _add(self, text: str) -> None:
+        self.parts.append((text, self.depth))
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag in _SKIP:
             self.skip += 1
         elif tag == "br":
-            self.parts.append("\n")
+            self._add("\n")
         elif tag == "li":
-            self.parts.append("\n- ")
+            self._add(self._bullet())
         elif tag in ("td", "th"):
-            self.parts.append(" ")
+            self._add(" ")
         elif tag in _BLOCK:
-            self.parts.append("\n")
+            self._add("\n")
         if tag == "pre":
             self.pre += 1
+        if not self.alternative:
+            return
+        if tag == "blockquote":
+            self.depth += 1
+        elif tag in ("ul", "ol"):
+            start = dict(attrs).get("start") or "1"
+            self.lists.append([tag, int(start) if start.isdigit() else 1])
+        elif tag == "a":
+            self.link = (dict(attrs).get("href") or "", len(self.parts))
+
+    def _bullet(self) -> str:
+        if self.alternative and self.lists and self.lists[-1][0] == "ol":
+            number = self.lists[-1][1]
+            self.lists[-1][1] += 1
+            return f"\n{number}. "
+        return "\n- "
 
     def handle_startendtag(self, tag: str, attrs: list) -> None:
         if tag in ("br", "hr"):
-            self.parts.append("\n")
+            self._add("\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
             self.skip = max(0, self.skip - 1)
         elif tag in _BLOCK and tag != "li":
-            self.parts.append("\n")
+            self._add("\n")
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
+        if not self.alternative:
+            return
+        if tag == "blockquote":
+            self.depth = max(0, self.depth - 1)
+        elif tag in ("ul", "ol") and self.lists:
+            self.lists.pop()
+        elif tag == "a" and self.link is not None:
+            href, first = self.link
+            self.link = None
+            label = " ".join("".join(text for text, _d in self.parts[first:]).split())
+            address = href[len("mailto:") :] if href.lower().startswith("mailto:") else None
+            target = address if address and "?" not in address else href
+            if href and label not in (href, target):
+                self._add(f" <{target}>")
 
     def handle_data(self, data: str) -> None:
         if self.skip:
             return
-        self.parts.append(data if self.pre else _SPACES.sub(" ", data))
+        self._add(data if self.pre else _SPACES.sub(" ", data))
 
 
-def html_to_text(html: str) -> str:
+def _lines(parts: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Split the pieces into stripped lines, each with the quote depth of its first text."""
+    lines: list[tuple[str, int]] = []
+    text, depth = "", None
+    for piece, piece_depth in parts:
+        chunks = piece.split("\n")
+        for index, chunk in enumerate(chunks):
+            if index:
+                lines.append((text.strip(), depth or 0))
+                text, depth = "", None
+            if chunk.strip() and depth is None:
+                depth = piece_depth
+            text += chunk
+    lines.append((text.strip(), depth or 0))
+    return lines
+
+
+def html_to_text(html: str, *, alternative: bool = False) -> str:
     """A readable plain text version of ``html``: block elements become line breaks, list
-    items ``- `` lines; scripts, styles and the document head are dropped. Never raises."""
-    extractor = _TextExtractor()
+    items ``- `` lines; scripts, styles and the document head are dropped. Never raises.
+
+    ``alternative=True`` (the text/plain part of a message written as HTML) also numbers
+    ordered lists (``1. ``), writes links as ``text <url>`` and prefixes quoted lines with
+    ``> `` (``>> `` when nested)."""
+    extractor = _TextExtractor(alternative=alternative)
     with contextlib.suppress(Exception):  # HTMLParser is lenient; keep what was read
         extractor.feed(html)
         extractor.close()
-    lines = [line.strip() for line in "".join(extractor.parts).split("\n")]
-    out: list[str] = []
-    for line in lines:
-        if line or (out and out[-1]):
-            out.append(line)
-    return "\n".join(out).strip()
+    out: list[tuple[str, int]] = []
+    for line, depth in _lines(extractor.parts):
+        if line or (out and out[-1][0]):
+            out.append((line, depth))
+    while out and not out[-1][0]:
+        out.pop()
+    rendered = []
+    for index, (line, depth) in enumerate(out):
+        if not line:  # a blank line inside a quote stays quoted
+            after = out[index + 1][1] if index + 1 < len(out) else 0
+            depth = min(out[index - 1][1] if index else 0, after)
+        marks = ">" * depth
+        rendered.append(f"{marks} {line}" if marks and line else marks or line)
+    return "\n".join(rendered).strip()

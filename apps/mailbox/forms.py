@@ -1,6 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from apps.ingestion.sanitize import composed_text, sanitize_composed_html
 from apps.mailbox.services import MailError, parse_addresses
 
 
@@ -44,6 +45,8 @@ class ComposeForm(forms.Form):
     text = forms.CharField(
         label=_("Message"), required=False, widget=forms.Textarea(attrs={"rows": 12})
     )
+    # Filled by the editor's script only (with formatting on); never rendered with a value.
+    body_html = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
     files = MultipleFileField(label=_("Pièces jointes"), required=False)
     urgent = forms.BooleanField(label=_("Urgent"), required=False)
     read_receipt = forms.BooleanField(label=_("Demander un accusé de lecture"), required=False)
@@ -57,3 +60,19 @@ class ComposeForm(forms.Form):
 
     def clean_subject(self) -> str:
         return " ".join(self.cleaned_data["subject"].split())
+
+    def clean(self):
+        data = super().clean()
+        html, text = composed_body(data.get("body_html", ""), data.get("text", ""))
+        data["body_html"], data["text"] = html, text
+        return data
+
+
+def composed_body(html: str, text: str) -> tuple[str, str]:
+    """(HTML, text) of the body as posted: with formatting, the sanitised HTML and the text
+    alternative made from it (the posted text is the script's copy); otherwise ("", text)."""
+    html = sanitize_composed_html(html or "")
+    alternative = composed_text(html) if html else ""
+    if not alternative:  # no formatting, or an empty editor
+        return "", text
+    return html, alternative

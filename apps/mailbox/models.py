@@ -180,6 +180,9 @@ class Message(models.Model):
     is_forwarded = models.BooleanField(default=False)
     is_urgent = models.BooleanField(default=False)
     has_attachments = models.BooleanField(default=False)
+    # Parsing found defects (broken MIME, unreadable headers, refused IHE XDM package): the UI
+    # shows a "mal formé" badge.
+    malformed = models.BooleanField(default=False)
     read_receipt_to = models.CharField(max_length=254, blank=True)
     # A draft keeps the compose form as typed (recipients may be incomplete): to, cc, bcc, urgent,
     # read_receipt, reply_to, forward_of.
@@ -239,3 +242,86 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class DocumentSex(models.TextChoices):
+    FEMALE = "F", _("féminin")
+    MALE = "M", _("masculin")
+    UNKNOWN = "U", _("inconnu")
+
+
+# The problems ``apps.ingestion.xdm`` reports (stable codes), as the reader is told them.
+DOCUMENT_PROBLEMS = {
+    "zip_unreadable": _("L'archive IHE_XDM.ZIP est illisible."),
+    "zip_encrypted": _("L'archive IHE_XDM.ZIP est chiffrée."),
+    "zip_too_many_entries": _("L'archive IHE_XDM.ZIP contient trop de fichiers."),
+    "zip_too_large": _("L'archive IHE_XDM.ZIP est trop volumineuse une fois décompressée."),
+    "zip_ratio": _("L'archive IHE_XDM.ZIP est anormalement compressée (bombe zip)."),
+    "zip_unsafe_name": _("L'archive IHE_XDM.ZIP contient un chemin de fichier dangereux."),
+    "metadata_missing": _("L'archive ne contient pas de METADATA.XML."),
+    "metadata_several": _("L'archive contient plusieurs METADATA.XML."),
+    "metadata_too_large": _("Le fichier METADATA.XML est trop volumineux."),
+    "metadata_unsafe": _("Le fichier METADATA.XML contient des entités XML interdites."),
+    "metadata_unreadable": _("Le fichier METADATA.XML est illisible."),
+    "no_document": _("METADATA.XML ne décrit aucun document."),
+    "document_uri_missing": _("Un document n'indique pas son emplacement (URI)."),
+    "document_uri_unsafe": _("Un document indique un emplacement hors de l'archive : refusé."),
+    "document_missing": _("Un document décrit dans METADATA.XML est absent de l'archive."),
+    "document_unreadable": _("Un document de l'archive est illisible."),
+    "size_missing": _("Les métadonnées n'indiquent pas la taille du document."),
+    "size_mismatch": _("La taille du document ne correspond pas aux métadonnées."),
+    "hash_missing": _("Les métadonnées n'indiquent pas l'empreinte du document."),
+    "hash_mismatch": _("L'empreinte du document ne correspond pas aux métadonnées."),
+    "cda_unsafe": _("Le document CDA contient des entités XML interdites."),
+    "cda_unreadable": _("Le document CDA est illisible."),
+    "pdf_invalid": _("Le PDF joint au document est invalide."),
+    "ins_invalid": _("L'INS du patient est invalide (clé incorrecte)."),
+    "ins_missing": _("Le message annonce un INS qualifié, absent du document."),
+    "patient_mismatch": _("Le patient du document CDA diffère de celui des métadonnées."),
+    "several_patients": _("Le message concerne plusieurs patients."),
+    "codecda_mismatch": _("Le type de document diffère de l'en-tête X-MSS-CODECDA."),
+}
+
+
+class HealthDocument(models.Model):
+    """A structured health document (CDA R2 in an IHE XDM package) received with a message:
+    who it is about, who wrote it, what it is, and whether its integrity was verified."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="documents")
+    patient_ins = models.CharField(_("INS du patient"), max_length=32, blank=True)
+    patient_ins_oid = models.CharField(max_length=64, blank=True)
+    patient_family_name = models.CharField(_("nom du patient"), max_length=200, blank=True)
+    patient_given_names = models.CharField(_("prénoms du patient"), max_length=200, blank=True)
+    patient_birth_date = models.DateField(_("date de naissance"), null=True, blank=True)
+    patient_sex = models.CharField(max_length=1, choices=DocumentSex.choices, blank=True)
+    author_idnat = models.CharField(max_length=32, blank=True)
+    author_name = models.CharField(_("auteur"), max_length=200, blank=True)
+    institution = models.CharField(_("structure"), max_length=200, blank=True)
+    type_code = models.CharField(max_length=64, blank=True)
+    type_label = models.CharField(_("type de document"), max_length=255, blank=True)
+    type_system = models.CharField(max_length=64, blank=True)
+    title = models.CharField(_("titre"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("date du document"), null=True, blank=True)
+    replaces_previous = models.BooleanField(_("annule et remplace"), default=False)
+    hash_verified = models.BooleanField(_("intégrité vérifiée"), default=False)
+    problems = models.TextField(blank=True, help_text=_("Codes des anomalies, un par ligne."))
+    rendition = models.ForeignKey(
+        Attachment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("document de santé")
+        verbose_name_plural = _("documents de santé")
+        indexes = [models.Index(fields=["patient_ins"], name="healthdoc_patient_ins")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}/{self.pk}"
+
+    @property
+    def patient_name(self) -> str:
+        return " ".join(part for part in (self.patient_family_name, self.patient_given_names)
+                        if part)  # fmt: skip
+
+    @property
+    def problem_labels(self) -> list[str]:
+        return [str(DOCUMENT_PROBLEMS.get(code, code)) for code in self.problems.split()]

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from apps.mailbox.models import Attachment, Folder, FolderKind, Mailbox, Message
+from apps.mailbox.models import Attachment, Folder, FolderKind, HealthDocument, Mailbox, Message
 
 PAGE_SIZE = 50
 
@@ -71,17 +71,28 @@ def folders_with_unread(*, mailbox: Mailbox) -> list[Folder]:
 
 
 def folder_messages(
-    *, folder: Folder, before: tuple[datetime, int] | None = None, limit: int = PAGE_SIZE
+    *,
+    folder: Folder,
+    before: tuple[datetime, int] | None = None,
+    limit: int = PAGE_SIZE,
+    patient_ins: str = "",
 ) -> list[Message]:
-    """Newest first, keyset-paginated on (date, id)."""
-    qs = Message.objects.filter(folder=folder)
+    """Newest first, keyset-paginated on (date, id). With ``patient_ins``: the messages of the
+    whole mailbox (but Corbeille and Brouillons) carrying a health document about that patient."""
+    if patient_ins:
+        qs = Message.objects.filter(
+            mailbox_id=folder.mailbox_id,
+            pk__in=HealthDocument.objects.filter(patient_ins=patient_ins).values("message_id"),
+        ).exclude(folder__kind__in=(FolderKind.TRASH, FolderKind.DRAFTS))
+    else:
+        qs = Message.objects.filter(folder=folder)
     if before is not None:
         date, pk = before
         # The first condition is an index range; the second settles ties on the date.
         qs = qs.filter(date__lte=date).filter(Q(date__lt=date) | Q(date=date, id__lt=pk))
     qs = qs.order_by("-date", "-id").only(
         "id", "subject", "from_name", "from_address", "date", "snippet", "is_read",
-        "is_flagged", "is_urgent", "has_attachments", "folder_id", "mailbox_id",
+        "is_flagged", "is_urgent", "has_attachments", "malformed", "folder_id", "mailbox_id",
     )  # fmt: skip
     if folder.kind in (FolderKind.SENT, FolderKind.DRAFTS):
         qs = qs.prefetch_related("recipients")  # the list shows whom it was sent to
@@ -104,7 +115,7 @@ def conversation_messages(*, message: Message) -> list[Message]:
         Message.objects.filter(conversation_id=message.conversation_id)
         .exclude(folder__kind=FolderKind.TRASH)
         .select_related("folder")
-        .prefetch_related("recipients", "attachments")
+        .prefetch_related("recipients", "attachments", "documents")
         .order_by("date", "id")
     )
 
@@ -120,3 +131,13 @@ def attachment_get_for_user(*, user, attachment_id: int) -> Attachment:
     if attachment is None:
         raise Http404
     return attachment
+
+
+def patient_document_in_mailbox(*, mailbox: Mailbox, patient_ins: str) -> HealthDocument | None:
+    """The latest health document about that patient in ``mailbox`` (the user's, already
+    checked), to name the patient above a filtered list; None if there is none."""
+    return (
+        HealthDocument.objects.filter(message__mailbox=mailbox, patient_ins=patient_ins)
+        .order_by("-message__date", "-pk")
+        .first()
+    )

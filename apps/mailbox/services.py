@@ -23,8 +23,11 @@ from apps.audit.events import Event
 from apps.audit.services import record
 from apps.core.exceptions import ApplicationError
 from apps.core.request_meta import RequestMeta
+from apps.delivery.services import deliveries_queue
 from apps.ingestion.build import OutgoingAttachment, build_message, make_message_id
 from apps.ingestion.parse import parse_message
+from apps.ingestion.sanitize import sanitize_composed_html
+from apps.mailbox.documents import documents_attach, documents_extract
 from apps.mailbox.models import (
     SYSTEM_FOLDERS,
     Attachment,
@@ -36,6 +39,8 @@ from apps.mailbox.models import (
     Recipient,
     RecipientKind,
 )
+from apps.notifications.services import new_mail_notify
+from apps.trustlist.routing import Route, routes_for
 
 logger = logging.getLogger(__name__)
 
@@ -95,19 +100,30 @@ def parse_addresses(text: str) -> list[Address]:
     return result
 
 
-def _local_mailboxes(addresses: Iterable[Address]) -> dict[str, Mailbox]:
-    """Every address must be a mailbox of this operator (other operators come with federation)."""
-    wanted = {a.address for a in addresses}
-    found = {m.address: m for m in Mailbox.objects.filter(address__in=wanted)}
-    for address in sorted(wanted - found.keys()):
-        raise RecipientRefused(
-            _(
-                "%(address)s n'est pas une boîte aux lettres de cet opérateur : l'envoi vers "
-                "les autres opérateurs MSSanté n'est pas encore ouvert."
+def _route_recipients(
+    addresses: Iterable[Address],
+) -> tuple[dict[str, Mailbox], dict[str, Route]]:
+    """Local recipients (their mailboxes) and remote ones (their route): every address must be
+    a mailbox of this operator, another operator of the MSSanté trust space, or a patient."""
+    wanted = sorted({a.address for a in addresses})
+    routes = routes_for(wanted)
+    local_addresses = [a for a in wanted if routes[a] == Route.LOCAL]
+    found = {m.address: m for m in Mailbox.objects.filter(address__in=local_addresses)}
+    for address in wanted:
+        if routes[address] == Route.LOCAL and address not in found:
+            raise RecipientRefused(
+                _("Aucune boîte aux lettres %(address)s chez cet opérateur.") % {"address": address}
             )
-            % {"address": address}
-        )
-    return found
+        if routes[address] == Route.EXTERNAL:
+            raise RecipientRefused(
+                _(
+                    "%(address)s est hors de l'espace de confiance MSSanté : l'envoi vers une "
+                    "messagerie non sécurisée n'est pas encore possible."
+                )
+                % {"address": address}
+            )
+    remote = {a: r for a, r in routes.items() if r in (Route.OPERATOR, Route.PATIENT)}
+    return found, remote
 
 
 def _check_quota(mailbox: Mailbox, size: int, *, own: bool) -> None:
@@ -168,6 +184,7 @@ def message_send(
     bcc: list[Address] = (),
     subject: str,
     text: str,
+    html: str = "",
     files: list[OutgoingFile] = (),
     urgent: bool = False,
     read_receipt: bool = False,
@@ -184,7 +201,7 @@ def message_send(
     recipients = [*to, *cc, *bcc]
     if not recipients:
         raise RecipientRefused(_("Indiquez au moins un destinataire."))
-    local = _local_mailboxes(recipients)
+    local, remote = _route_recipients(recipients)
     if len(files) > settings.MAILBOX_MAX_ATTACHMENTS:
         raise MessageTooLarge(
             _("Au plus %(count)d pièces jointes.") % {"count": settings.MAILBOX_MAX_ATTACHMENTS}
@@ -233,6 +250,8 @@ def message_send(
         bcc=[(a.name, a.address) for a in bcc],
         subject=subject,
         text=text,
+        # Written with the editor: cut down to its allow-list (``text`` is its alternative).
+        html=(html := sanitize_composed_html(html)) or None,
         attachments=[
             OutgoingAttachment(name, content_type, reader)
             for name, content_type, _blob, reader in stored
@@ -252,6 +271,7 @@ def message_send(
         if mailbox.address in local:  # writing to oneself
             copies.append((mailbox, FolderKind.INBOX, False))
         sender_copy = None
+        delivered: list[int] = []  # the recipients' copies, for their alerts
         for box, kind, is_sender in copies:
             folder = folders_ensure(mailbox=box)[kind]
             copy = Message.objects.create(
@@ -270,6 +290,7 @@ def message_send(
                 received_at=now,
                 snippet=_snippet(text),
                 text_body=text,
+                html_body=html,
                 size=len(raw),
                 raw=raw_blob,
                 is_read=is_sender,
@@ -300,6 +321,7 @@ def message_send(
             if is_sender:
                 sender_copy = copy
             else:
+                delivered.append(copy.pk)
                 record(
                     event=Event.MESSAGE_DELIVERED_LOCALLY,
                     actor=user,
@@ -307,12 +329,19 @@ def message_send(
                     meta=meta,
                     extra={"mailbox": box.pk},
                 )
+        # Remote recipients: outbox rows, committed with the sender's copy (the delivery task
+        # is enqueued on commit); local ones: already delivered, listed for their status.
+        deliveries_queue(
+            user=user, message=sender_copy, raw=raw_blob, remote=remote, local=local,
+            dsn_requested=read_receipt, meta=meta,
+        )  # fmt: skip
         if reply_to is not None:
             Message.objects.filter(pk=reply_to.pk).update(is_answered=True)
         if forward_of is not None:
             Message.objects.filter(pk=forward_of.pk).update(is_forwarded=True)
         if draft is not None:
             draft.delete()  # sent: the draft has done its job
+        new_mail_notify(message_ids=delivered)  # runs after commit
         record(
             event=Event.MESSAGE_SENT,
             actor=user,
@@ -357,6 +386,8 @@ def message_deliver_raw(
         raise MessageTooLarge(_("Message trop volumineux."))
     raw_blob = blob_store(source=io.BytesIO(raw))
     stored = [(part, blob_store(source=io.BytesIO(part.payload))) for part in parsed.attachments]
+
+    documents = documents_extract(parsed=parsed)  # IHE XDM package, if any; never raises
     now = timezone.now()
     date = parsed.date or now
     sender = parsed.from_ or parsed.sender
@@ -387,6 +418,7 @@ def message_deliver_raw(
             raw=raw_blob,
             is_urgent=parsed.importance == "urgent",
             has_attachments=any(p.disposition != "inline" for p, _b in stored),
+            malformed=bool(parsed.defects) or bool(documents and documents.rejected),
             read_receipt_to=(parsed.disposition_notification_to or "")[:254],
         )
         Recipient.objects.bulk_create(
@@ -413,6 +445,10 @@ def message_deliver_raw(
             target=message,
             extra={"mailbox": mailbox.pk, "defects": len(parsed.defects)},
         )
+        if documents is not None:
+            documents_attach(message=message, extraction=documents)
+        if folder_kind == FolderKind.INBOX:
+            new_mail_notify(message_ids=[message.pk])  # runs after commit
     return message
 
 
@@ -541,6 +577,7 @@ def draft_save(
     draft: Message | None,
     subject: str,
     text: str,
+    html: str = "",
     state: dict,
     files: list[OutgoingFile] = (),
 ) -> Message:
@@ -566,6 +603,7 @@ def draft_save(
         draft.folder = folder
         draft.subject = subject[:500]
         draft.text_body = text
+        draft.html_body = sanitize_composed_html(html)
         draft.snippet = _snippet(text)
         draft.date = now
         draft.draft_state = state

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.mailbox import search_views, views
+from apps.mailbox import preview_views, search_views, views
 
 app_name = "mailbox"
 
@@ -15,4 +15,19 @@ urlpatterns = [
     path("message/<int:message_id>/", views.message_view, name="message"),
     path("message/<int:message_id>/html/", views.message_html_view, name="message_html"),
     path("piece-jointe/<int:attachment_id>/", views.attachment_view, name="attachment"),
+    path(
+        "piece-jointe/<int:attachment_id>/apercu/",
+        preview_views.attachment_preview_view,
+        name="attachment_preview",
+    ),
+    path(
+        "piece-jointe/<int:attachment_id>/apercu/page/<int:number>.png",
+        preview_views.attachment_preview_page_view,
+        name="attachment_preview_page",
+    ),
+    path(
+        "piece-jointe/<int:attachment_id>/apercu/image/",
+        preview_views.attachment_preview_image_view,
+        name="attachment_preview_image",
+    ),
 ]

@@ -1,7 +1,9 @@
 import mimetypes
+import re
 import secrets
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -18,10 +20,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.attachments.services import BlobTampered, blob_read_verified
 from apps.core.request_meta import RequestMeta
+from apps.delivery import selectors as delivery_selectors
+from apps.delivery import services as delivery_services
 from apps.ingestion.build import forward_subject, quote_text, reply_subject
 from apps.ingestion.sanitize import sanitize_html, text_to_html
 from apps.mailbox import selectors, services
-from apps.mailbox.forms import ComposeForm
+from apps.mailbox.forms import ComposeForm, composed_body
 from apps.mailbox.models import FolderKind, Message
 
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -49,10 +53,18 @@ def _cursor(value: str | None) -> tuple[datetime, int] | None:
 def folder_view(request: HttpRequest, mailbox_id: int, kind: str) -> HttpResponse:
     folder = selectors.folder_get_for_user(user=request.user, mailbox_id=mailbox_id, kind=kind)
     services.folders_ensure(mailbox=folder.mailbox)
-    rows = selectors.folder_messages(folder=folder, before=_cursor(request.GET.get("avant")))
+    # ?patient=<INS>: the messages about one patient, across the mailbox.
+    patient_ins = request.GET.get("patient", "").strip().upper()
+    patient_ins = patient_ins if re.fullmatch(r"[0-9A-Z]{1,32}", patient_ins) else ""
+    rows = selectors.folder_messages(
+        folder=folder, before=_cursor(request.GET.get("avant")), patient_ins=patient_ins
+    )
     more = len(rows) > selectors.PAGE_SIZE
     rows = rows[: selectors.PAGE_SIZE]
     next_cursor = f"{rows[-1].date.isoformat()}_{rows[-1].pk}" if more and rows else None
+    patient_document = patient_ins and selectors.patient_document_in_mailbox(
+        mailbox=folder.mailbox, patient_ins=patient_ins
+    )
     return render(
         request,
         "mailbox/folder.html",
@@ -63,6 +75,8 @@ def folder_view(request: HttpRequest, mailbox_id: int, kind: str) -> HttpRespons
             "mailboxes": selectors.mailboxes_for_user(user=request.user),
             "rows": rows,
             "next_cursor": next_cursor,
+            "patient_ins": patient_ins,
+            "patient_document": patient_document,
         },
     )
 
@@ -73,8 +87,10 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
     message = selectors.message_get_for_user(user=request.user, message_id=message_id)
     if message.folder.kind == FolderKind.DRAFTS:
         return redirect(f"{reverse('mailbox:compose')}?brouillon={message.pk}")
-    services.message_mark_read(
-        user=request.user, message=message, meta=RequestMeta.from_request(request)
+    meta = RequestMeta.from_request(request)
+    services.message_mark_read(user=request.user, message=message, meta=meta)
+    receipt_ask = delivery_services.read_receipt_on_open(
+        user=request.user, message=message, meta=meta
     )
     thread = selectors.conversation_messages(message=message)
     remote = request.GET.get("distant") == "1"
@@ -99,6 +115,8 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
             "thread": thread,
             "remote": remote,
             "inline_types": INLINE_IMAGE_TYPES,
+            "deliveries": delivery_selectors.delivery_statuses(message=message),
+            "receipt_ask": receipt_ask,
         },
     )
 
@@ -323,12 +341,14 @@ def _save_draft(request: HttpRequest, mailboxes: list, draft, *, with_files: boo
     mailbox_id = data.get("mailbox", "")
     mailbox = next((m for m in mailboxes if str(m.pk) == mailbox_id), mailboxes[0])
     files = _outgoing(request.FILES.getlist("files")) if with_files else []
+    html, text = composed_body(data.get("body_html", ""), data.get("text", ""))
     return services.draft_save(
         user=request.user,
         mailbox=mailbox,
         draft=draft,
         subject=" ".join(data.get("subject", "").split())[:500],
-        text=data.get("text", ""),
+        text=text,
+        html=html,
         state={
             "to": data.get("to", ""),
             "cc": data.get("cc", ""),
@@ -406,7 +426,8 @@ def compose_view(request: HttpRequest) -> HttpResponse:
         try:
             sent = services.message_send(
                 user=request.user, mailbox=mailbox, to=data["to"], cc=data["cc"],
-                bcc=data["bcc"], subject=data["subject"], text=data["text"], files=files,
+                bcc=data["bcc"], subject=data["subject"], text=data["text"],
+                html=data["body_html"], files=files,
                 urgent=data["urgent"], read_receipt=data["read_receipt"], reply_to=reply_to,
                 forward_of=forward_of, draft=draft, meta=RequestMeta.from_request(request),
             )  # fmt: skip
@@ -420,8 +441,36 @@ def compose_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "mailbox/compose.html",
-        {"form": form, "reply_to": reply_to, "forward_of": forward_of, "draft": draft},
-    )
+        {
+            "form": form, "reply_to": reply_to, "forward_of": forward_of, "draft": draft,
+            **_editor_context(request, draft, reply_to, forward_of),
+        },
+    )  # fmt: skip
+
+
+def _editor_context(request: HttpRequest, draft, reply_to, forward_of) -> dict:
+    """What the formatting editor starts from (the page's script reads it from data
+    attributes): the HTML being written (posted again after a refusal, or the draft's), and
+    for a reply or forward of an HTML message, that message to quote."""
+    if request.method == "POST":
+        editor_html = composed_body(request.POST.get("body_html", ""), "")[0]
+    else:
+        editor_html = draft.html_body if draft is not None else ""
+    quoted = reply_to or forward_of
+    quote_html = quote_head = ""
+    if quoted is not None and quoted.html_body:
+        quote_html = sanitize_html(quoted.html_body).html
+        if reply_to is not None:
+            author = reply_to.from_name or reply_to.from_address
+            quote_head = quote_text("", author, reply_to.date).split("\n")[0]
+        else:
+            quote_head = forward_header(forward_of)
+    return {
+        "editor_html": editor_html,
+        "quote_html": quote_html,
+        "quote_head": quote_head,
+        "max_message_size": settings.MAILBOX_MAX_MESSAGE_SIZE,
+    }
 
 
 def forward_header(message) -> str:

@@ -24,6 +24,10 @@ OPEN_VIEWS = {
     "set_language",
     "healthz",
     "admin:login",  # only redirects to accounts:login
+    # The installable web app: manifest, service worker and offline page hold nothing personal.
+    "pwa:manifest",
+    "pwa:service_worker",
+    "pwa:offline",
 }
 # The admin sends to its login view, which only redirects to the portal's (tested below).
 LOGIN_PAGES = ("/compte/connexion/?", "/admin/login/?")
@@ -41,6 +45,8 @@ SAMPLE_KWARGS = {
     "kind": "inbox",
     "message_id": 1,
     "attachment_id": 1,
+    "subscription_id": 1,
+    "number": 1,
 }
 
 

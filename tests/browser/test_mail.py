@@ -44,7 +44,7 @@ def test_send_with_attachment_read_download_and_reply(new_page, viewport, screen
     expect(other.locator("article.mail")).to_contain_text("ci-joint le compte rendu.")
     screenshot(other, "message")
     with other.expect_download() as download_info:
-        other.get_by_role("link", name="compte-rendu.pdf").click()
+        other.get_by_role("link", name="compte-rendu.pdf", exact=True).click()
     download = download_info.value
     assert download.suggested_filename == "compte-rendu.pdf"
     assert Path(download.path()).read_bytes() == report.read_bytes()

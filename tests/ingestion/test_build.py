@@ -234,3 +234,64 @@ def test_quote_text():
         "> Fin"
     )
     assert quote_text("x", "A", None) == "A a écrit :\n> x"
+
+
+# --- A body written with formatting: text/plain and text/html alternatives (compose editor) ---
+
+
+def _structure(part, depth=0) -> list[str]:
+    lines = [f"{'  ' * depth}{part.get_content_type()}"]
+    if part.is_multipart():
+        for sub in part.iter_parts():
+            lines += _structure(sub, depth + 1)
+    return lines
+
+
+def test_formatted_body_is_a_multipart_alternative_text_first():
+    from email import message_from_bytes, policy
+
+    html = "<p>Bonjour <strong>confrère</strong>,</p><ul><li>radio</li></ul>" + "<p>é</p>" * 400
+    raw = build(cc=(), bcc=(), text="Bonjour confrère,\n\n- radio\n", html=html)
+    assert_wire_clean(raw)  # CRLF only, lines ≤ 998, 7-bit even with a long UTF-8 HTML line
+    message = message_from_bytes(raw, policy=policy.default)
+    assert _structure(message) == ["multipart/alternative", "  text/plain", "  text/html"]
+    text_part, html_part = message.iter_parts()
+    assert text_part.get_content_charset() == html_part.get_content_charset() == "utf-8"
+    parsed = parse_message(raw)
+    assert parsed.defects == ()
+    assert parsed.text == "Bonjour confrère,\n\n- radio\n"
+    assert parsed.html == html + "\n"
+    assert raw.count(b"MIME-Version") == 1
+
+
+def test_formatted_body_with_attachments_nests_the_alternative_in_mixed():
+    from email import message_from_bytes, policy
+
+    raw = build(
+        html="<p><em>voir</em> pièce jointe</p>",
+        text="voir pièce jointe\n",
+        attachments=[
+            OutgoingAttachment("radio.pdf", "application/pdf", PDF),
+            OutgoingAttachment("photo.jpg", "image/jpeg", b"\xff\xd8\xff" + bytes(300)),
+        ],
+    )
+    assert_wire_clean(raw)
+    message = message_from_bytes(raw, policy=policy.default)
+    assert _structure(message) == [
+        "multipart/mixed",
+        "  multipart/alternative",
+        "    text/plain",
+        "    text/html",
+        "  application/pdf",
+        "  image/jpeg",
+    ]
+    parsed = parse_message(raw)
+    assert parsed.text == "voir pièce jointe\n"
+    assert parsed.html == "<p><em>voir</em> pièce jointe</p>\n"
+    assert [a.filename for a in parsed.attachments] == ["radio.pdf", "photo.jpg"]
+
+
+def test_bare_newlines_in_the_html_become_crlf():
+    raw = build(cc=(), bcc=(), html="<p>a</p>\n<p>b</p>\r<p>c</p>\r\n")
+    assert_wire_clean(raw)
+    assert parse_message(raw).html == "<p>a</p>\n<p>b</p>\n<p>c</p>\n"

@@ -64,7 +64,8 @@ def test_recipient_outside_the_operator_is_refused_and_nothing_is_stored(alice):
     client = client_for(alice)
     response = send(client, alice, "someone@autre-operateur.mssante.fr")
     assert response.status_code == 200
-    assert "pas une boîte aux lettres de cet opérateur" in response.content.decode()
+    # Not in the trust list (federation, apps/delivery): refused before anything is stored.
+    assert "hors de l&#x27;espace de confiance MSSanté" in response.content.decode()
     # What was typed is kept.
     assert "voici le compte rendu" in response.content.decode()
     assert not Message.objects.exists()

@@ -100,6 +100,7 @@ class Command(BaseCommand):
         path = settings.VAR_DIR / "demo-credentials.json"
         domain_name = settings.MSSWEB_DEMO_DOMAIN
         if Domain.objects.filter(name=domain_name).exists() and path.exists():
+            self._seed_trustlist()
             self._print(json.loads(path.read_text()))
             return
         if User.objects.exists():
@@ -108,6 +109,7 @@ class Command(BaseCommand):
         credentials = self._seed(domain_name)
         self._seed_directory()
         self._seed_mail(domain_name)
+        self._seed_trustlist()
         path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2))
         path.chmod(0o600)
         self._print(credentials)
@@ -148,6 +150,15 @@ class Command(BaseCommand):
         )
         credentials.append(self._entry(staff, password, secret, "personnel (admin)"))
         return credentials
+
+    def _seed_trustlist(self) -> None:
+        """The demo trust list (a few real operators, the demo domain, a test peer), unless a
+        list is already in service."""
+        from apps.trustlist.services import trustlist_seed_demo
+
+        result = trustlist_seed_demo()
+        if result is not None:
+            self.stdout.write(f"Demo trust list: {result.trust_list.entry_count} entries.")
 
     def _seed_mail(self, domain_name: str) -> None:
         from apps.mailbox.demo import seed_demo_mail
