@@ -65,6 +65,9 @@ RUN install -d -o mssweb -g mssweb -m 0750 /var/lib/mssweb \
        EMAIL_URL=dummymail:// \
        MSSWEB_SITE_URL=https://build-only.invalid \
        MSSWEB_STORAGE_KEYS=build:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= \
+       WEBPUSH_VAPID_PUBLIC_KEY=build-only \
+       WEBPUSH_VAPID_PRIVATE_KEY=build-only \
+       WEBPUSH_VAPID_SUBJECT=mailto:build-only@invalid \
        MSSWEB_VAR_DIR=/tmp/mssweb-build \
        python manage.py collectstatic --noinput \
     && rm -rf /tmp/mssweb-build /tmp/build.sqlite3

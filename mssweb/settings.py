@@ -50,7 +50,8 @@ else:
     # links to 127.0.0.1). Each of these must be set.
     PRODUCTION_REQUIRED = (
         "DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "EMAIL_URL",
-        "MSSWEB_SITE_URL", "MSSWEB_STORAGE_KEYS",
+        "MSSWEB_SITE_URL", "MSSWEB_STORAGE_KEYS", "WEBPUSH_VAPID_PUBLIC_KEY",
+        "WEBPUSH_VAPID_PRIVATE_KEY", "WEBPUSH_VAPID_SUBJECT",
     )  # fmt: skip
     missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
     if not (env.str("REDIS_URL", default="") or env.str("CELERY_BROKER_URL", default="")):
@@ -349,6 +350,16 @@ MAILBOX_MAX_MESSAGE_SIZE = env.int("MAILBOX_MAX_MESSAGE_SIZE", default=25_000_00
 MAILBOX_MAX_ATTACHMENTS = env.int("MAILBOX_MAX_ATTACHMENTS", default=20)
 # Space per mailbox unless set on the mailbox in the admin (bytes; default 2 GB).
 MAILBOX_DEFAULT_QUOTA = env.int("MAILBOX_DEFAULT_QUOTA", default=2_000_000_000)
+# Previews of PDF attachments, rendered to images by PDFium in a boxed-in process: wall-clock
+# seconds per rendering, pages shown, scale (1.5 = 108 dpi), width and pixels per page, PNG bytes
+# per rendering, and how long rendered pages stay (encrypted) in the cache.
+MAILBOX_PREVIEW_TIMEOUT = env.int("MAILBOX_PREVIEW_TIMEOUT", default=20)
+MAILBOX_PREVIEW_MAX_PAGES = env.int("MAILBOX_PREVIEW_MAX_PAGES", default=30)
+MAILBOX_PREVIEW_SCALE = env.float("MAILBOX_PREVIEW_SCALE", default=1.5)
+MAILBOX_PREVIEW_MAX_WIDTH = env.int("MAILBOX_PREVIEW_MAX_WIDTH", default=1400)
+MAILBOX_PREVIEW_MAX_PIXELS = env.int("MAILBOX_PREVIEW_MAX_PIXELS", default=4_000_000)
+MAILBOX_PREVIEW_MAX_BYTES = env.int("MAILBOX_PREVIEW_MAX_BYTES", default=40_000_000)
+MAILBOX_PREVIEW_CACHE_SECONDS = env.int("MAILBOX_PREVIEW_CACHE_SECONDS", default=900)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields; files stream to disk beyond this
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 

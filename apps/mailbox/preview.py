@@ -54,21 +54,6 @@ CACHE_VERSION = 1
 CACHE_KEY_LABEL = b"mssweb-preview-cache"
 NONCE_BYTES = 12
 
-DEFAULTS = {
-    "MAILBOX_PREVIEW_TIMEOUT": 20,  # seconds of wall-clock time for one rendering
-    "MAILBOX_PREVIEW_MAX_PAGES": 30,
-    "MAILBOX_PREVIEW_SCALE": 1.5,  # 108 dpi
-    "MAILBOX_PREVIEW_MAX_WIDTH": 1400,  # pixels
-    "MAILBOX_PREVIEW_MAX_PIXELS": 4_000_000,  # per page
-    "MAILBOX_PREVIEW_MAX_BYTES": 40_000_000,  # PNG output of one rendering
-    "MAILBOX_PREVIEW_CACHE_SECONDS": 900,
-}
-
-
-def _setting(name: str):
-    return getattr(settings, name, DEFAULTS[name])
-
-
 class PreviewUnavailable(ApplicationError):
     """This attachment cannot be previewed; ``message`` says why, in words for the reader."""
 
@@ -125,7 +110,7 @@ def attachment_preview(*, attachment: Attachment) -> Preview:
     manifest = _cache_get(attachment, "manifest")
     if manifest is None:
         manifest = _render_and_cache(
-            attachment, first=0, count=_setting("MAILBOX_PREVIEW_MAX_PAGES")
+            attachment, first=0, count=settings.MAILBOX_PREVIEW_MAX_PAGES
         )
     else:
         manifest = json.loads(manifest)
@@ -144,7 +129,7 @@ def attachment_preview_page(*, attachment: Attachment, number: int) -> bytes:
     now. Raises ``PreviewUnavailable`` for a page that is not previewed."""
     if preview_kind(content_type=attachment.content_type, filename=attachment.filename) != "pdf":
         raise PreviewUnavailable(_("Aperçu impossible : ce fichier n'est pas un PDF."))
-    if not 1 <= number <= _setting("MAILBOX_PREVIEW_MAX_PAGES"):
+    if not 1 <= number <= settings.MAILBOX_PREVIEW_MAX_PAGES:
         raise PreviewUnavailable(_("Aperçu impossible : cette page n'est pas affichée."))
     image = _cache_get(attachment, f"page:{number}")
     if image is None:
@@ -217,15 +202,15 @@ def pdf_render(data: bytes, *, first: int = 0, count: int = 1) -> _Rendered:
     by ``preview_worker.py`` in its own process. Raises ``PreviewUnavailable``."""
     command = [
         sys.executable, "-I", str(WORKER), str(first), str(count),
-        str(_setting("MAILBOX_PREVIEW_MAX_WIDTH")), str(_setting("MAILBOX_PREVIEW_MAX_PIXELS")),
-        str(_setting("MAILBOX_PREVIEW_SCALE")), str(_setting("MAILBOX_PREVIEW_MAX_BYTES")),
+        str(settings.MAILBOX_PREVIEW_MAX_WIDTH), str(settings.MAILBOX_PREVIEW_MAX_PIXELS),
+        str(settings.MAILBOX_PREVIEW_SCALE), str(settings.MAILBOX_PREVIEW_MAX_BYTES),
     ]  # fmt: skip
     started = time.monotonic()
     try:
         done = subprocess.run(  # noqa: S603 - fixed command, the document goes through stdin
             command, input=data, capture_output=True, check=False, close_fds=True,
             env=worker_env(),
-            timeout=_setting("MAILBOX_PREVIEW_TIMEOUT"),
+            timeout=settings.MAILBOX_PREVIEW_TIMEOUT,
         )  # fmt: skip
     except subprocess.TimeoutExpired:  # run() has killed the worker
         logger.warning(
@@ -267,7 +252,7 @@ def pdf_render(data: bytes, *, first: int = 0, count: int = 1) -> _Rendered:
 
 def _cache_key(attachment: Attachment, part: str) -> str:
     options = "|".join(
-        str(_setting(name))
+        str(getattr(settings, name))
         for name in ("MAILBOX_PREVIEW_SCALE", "MAILBOX_PREVIEW_MAX_WIDTH",
                      "MAILBOX_PREVIEW_MAX_PIXELS", "MAILBOX_PREVIEW_MAX_PAGES")
     )  # fmt: skip
@@ -290,7 +275,7 @@ def _cache_set(attachment: Attachment, values: dict[str, bytes]) -> None:
         key = _cache_key(attachment, part)
         nonce = os.urandom(NONCE_BYTES)
         sealed[key] = (key_id, nonce + cipher.encrypt(nonce, value, key.encode()))
-    cache.set_many(sealed, timeout=_setting("MAILBOX_PREVIEW_CACHE_SECONDS"))
+    cache.set_many(sealed, timeout=settings.MAILBOX_PREVIEW_CACHE_SECONDS)
 
 
 def _cache_get(attachment: Attachment, part: str) -> bytes | None:

@@ -17,7 +17,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from apps.accounts.models import User
+from apps.audit.events import Event
+from apps.audit.services import record
 from apps.core.exceptions import ApplicationError
+from apps.core.request_meta import RequestMeta
 from apps.mailbox.models import FolderKind, MailboxKind, Message
 from apps.notifications import push, sms
 from apps.notifications.conf import b64url_decode
@@ -54,7 +57,13 @@ class SubscriptionRefused(NotificationError):
 
 @transaction.atomic
 def subscription_save(
-    *, user: User, endpoint: str, p256dh: str, auth: str, user_agent: str = ""
+    *,
+    user: User,
+    endpoint: str,
+    p256dh: str,
+    auth: str,
+    user_agent: str = "",
+    meta: RequestMeta | None = None,
 ) -> PushSubscription:
     """Register (or refresh) this browser's push subscription for ``user``. A browser profile has
     one endpoint: if someone else had registered it, it now alerts ``user`` only."""
@@ -73,7 +82,7 @@ def subscription_save(
             _("Au plus %(count)d appareils : retirez-en un d'abord.")
             % {"count": settings.WEBPUSH_MAX_DEVICES}
         )
-    subscription, _created = PushSubscription.objects.update_or_create(
+    subscription, created = PushSubscription.objects.update_or_create(
         endpoint=endpoint,
         defaults={
             "user": user,
@@ -82,6 +91,11 @@ def subscription_save(
             "device_label": device_label(user_agent)[:120],
         },
     )
+    if created:
+        record(
+            event=Event.NOTIFICATION_DEVICE_ADDED, actor=user, target=subscription, meta=meta,
+            extra={"device": subscription.device_label},
+        )  # fmt: skip
     logger.info(
         "push subscription saved", extra={"user_id": user.pk, "subscription_id": subscription.pk}
     )
@@ -89,7 +103,15 @@ def subscription_save(
 
 
 @transaction.atomic
-def subscription_delete(*, subscription: PushSubscription) -> None:
+def subscription_delete(
+    *, subscription: PushSubscription, actor: User | None = None, meta: RequestMeta | None = None
+) -> None:
+    """Forget a device: removed by its user (``actor``) or, with no actor, because the push
+    service said the subscription is gone."""
+    record(
+        event=Event.NOTIFICATION_DEVICE_REMOVED, actor=actor, target=subscription, meta=meta,
+        extra={"device": subscription.device_label, "by_user": actor is not None},
+    )  # fmt: skip
     logger.info(
         "push subscription removed",
         extra={"user_id": subscription.user_id, "subscription_id": subscription.pk},
@@ -98,10 +120,16 @@ def subscription_delete(*, subscription: PushSubscription) -> None:
 
 
 @transaction.atomic
-def preference_save(*, preference: NotificationPreference) -> NotificationPreference:
+def preference_save(
+    *, preference: NotificationPreference, meta: RequestMeta | None = None
+) -> NotificationPreference:
     """Save the preferences edited in the settings form (a new row on first save)."""
     preference.updated_at = timezone.now()
     preference.save()
+    record(
+        event=Event.NOTIFICATION_PREFERENCES_CHANGED, actor=preference.user, target=preference,
+        meta=meta,
+    )  # fmt: skip
     return preference
 
 
@@ -364,8 +392,8 @@ def push_deliver(*, subscription_id: int, payload: dict) -> None:
             urgent=bool(payload.get("urgent")),
         )
     except push.PushGone:
-        PushSubscription.objects.filter(pk=subscription_id).delete()
         logger.info("push subscription expired", extra={"subscription_id": subscription_id})
+        subscription_delete(subscription=subscription)
         return
     except push.PushFailed as exc:
         logger.warning(

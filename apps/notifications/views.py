@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core.request_meta import RequestMeta
 from apps.notifications import selectors, services
 from apps.notifications.conf import vapid_keys
 from apps.notifications.forms import PreferenceForm, SubscriptionForm
@@ -26,7 +27,9 @@ def settings_view(request: HttpRequest) -> HttpResponse:
     preference = selectors.preference_for_user(user=request.user)
     form = PreferenceForm(request.POST or None, instance=preference)
     if request.method == "POST" and form.is_valid():
-        services.preference_save(preference=form.save(commit=False))
+        services.preference_save(
+            preference=form.save(commit=False), meta=RequestMeta.from_request(request)
+        )
         messages.success(request, _("Préférences de notification enregistrées."))
         return redirect("notifications:settings")
     return render(
@@ -51,6 +54,7 @@ def subscription_add_view(request: HttpRequest) -> JsonResponse:
         subscription = services.subscription_save(
             user=request.user,
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+            meta=RequestMeta.from_request(request),
             **form.cleaned_data,
         )
     except services.SubscriptionRefused as exc:
@@ -64,7 +68,9 @@ def subscription_remove_view(request: HttpRequest, subscription_id: int) -> Http
     subscription = selectors.subscription_get_for_user(
         user=request.user, subscription_id=subscription_id
     )
-    services.subscription_delete(subscription=subscription)
+    services.subscription_delete(
+        subscription=subscription, actor=request.user, meta=RequestMeta.from_request(request)
+    )
     messages.success(request, _("Cet appareil ne recevra plus de notifications."))
     return redirect("notifications:settings")
 

@@ -31,7 +31,7 @@ def test_report_card_shows_patient_and_leads_to_their_messages(new_page, viewpor
     expect(card).to_contain_text("Jacques BIDEAULT")
     expect(card).to_contain_text("Centre de radiologie Ambroise")
     expect(card).to_contain_text("Intégrité vérifiée")
-    expect(card.get_by_role("link", name="Ouvrir le compte rendu (PDF)")).to_be_visible()
+    expect(card.get_by_role("link", name="Lire le compte rendu")).to_be_visible()
     expect(page.get_by_role("heading", level=1)).not_to_contain_text("XDM/1.0/DDM+")
     assert_fits_width(page, viewport)
     card.scroll_into_view_if_needed()

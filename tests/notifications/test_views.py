@@ -252,3 +252,29 @@ def test_the_development_key_pair_is_kept_private(settings, tmp_path):
 )
 def test_phone_numbers_are_french_mobiles_in_e164(text, expected):
     assert normalise_phone(text) == expected
+
+
+def test_device_and_preference_changes_are_audited_with_the_user_as_actor(user):
+    from apps.audit.events import Event
+    from apps.audit.models import AuditEvent
+
+    keys = BrowserKeys()
+    client = client_for(user, HTTP_USER_AGENT=ANDROID_CHROME)
+    client.post(
+        "/compte/notifications/appareils/",
+        {"endpoint": "https://fcm.googleapis.com/fcm/send/audited", "p256dh": keys.p256dh,
+         "auth": keys.auth},
+    )  # fmt: skip
+    subscription = PushSubscription.objects.get(user=user)
+    client.post(f"/compte/notifications/appareils/{subscription.pk}/retirer/")
+    client.post(SETTINGS_URL, {"events": "urgent", "push_content": "count", "digest": "immediate"})
+    rows = AuditEvent.objects.filter(
+        event__in=[Event.NOTIFICATION_DEVICE_ADDED, Event.NOTIFICATION_DEVICE_REMOVED,
+                   Event.NOTIFICATION_PREFERENCES_CHANGED]
+    ).order_by("seq")  # fmt: skip
+    assert [(r.event, r.actor_id) for r in rows] == [
+        (Event.NOTIFICATION_DEVICE_ADDED, user.pk),
+        (Event.NOTIFICATION_DEVICE_REMOVED, user.pk),
+        (Event.NOTIFICATION_PREFERENCES_CHANGED, user.pk),
+    ]
+    assert rows[0].detail["device"] == "Chrome sur Android"
