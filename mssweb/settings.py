@@ -51,7 +51,7 @@ else:
     PRODUCTION_REQUIRED = (
         "DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "EMAIL_URL",
         "MSSWEB_SITE_URL", "MSSWEB_STORAGE_KEYS", "WEBPUSH_VAPID_PUBLIC_KEY",
-        "WEBPUSH_VAPID_PRIVATE_KEY", "WEBPUSH_VAPID_SUBJECT",
+        "WEBPUSH_VAPID_PRIVATE_KEY", "WEBPUSH_VAPID_SUBJECT", "AUDIT_ANCHOR_KEY",
     )  # fmt: skip
     missing = [name for name in PRODUCTION_REQUIRED if not env.str(name, default="")]
     if not (env.str("REDIS_URL", default="") or env.str("CELERY_BROKER_URL", default="")):
@@ -92,6 +92,8 @@ INSTALLED_APPS = [
     "apps.delivery",
     "apps.gateway",
     "apps.notifications",
+    "apps.external",
+    "apps.securelink",
 ]
 
 MIDDLEWARE = [
@@ -469,6 +471,37 @@ CELERY_BEAT_SCHEDULE["notifications-digest"] = {
     "task": "notifications.digest_flush",
     "schedule": timedelta(minutes=5),
 }
+
+# --- Traceability (apps/audit) ----------------------------------------------------------------
+# Anchoring: each day the head of the audit chain is signed with this Ed25519 key (PEM text or
+# file path, or base64 of the 32-byte seed; required in production, a key is kept in
+# VAR_DIR/dev-audit-anchor-key in debug and tests) and appended to a file per day in
+# AUDIT_ANCHOR_DIR, and POSTed as JSON to AUDIT_ANCHOR_URL when set. Keep the directory off the
+# database server, ideally on write-once storage.
+AUDIT_ANCHOR_KEY = env.str("AUDIT_ANCHOR_KEY", default="")
+AUDIT_ANCHOR_DIR = env.str("AUDIT_ANCHOR_DIR", default=str(VAR_DIR / "audit-anchors"))
+AUDIT_ANCHOR_URL = env.str("AUDIT_ANCHOR_URL", default="")
+# Retention (days): audit events (CNIL: about a year for access logs), messages in the Corbeille.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+MAILBOX_TRASH_RETENTION_DAYS = env.int("MAILBOX_TRASH_RETENTION_DAYS", default=30)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "audit-anchor-daily": {
+            "task": "audit.anchor_daily",
+            "schedule": crontab(hour=env.int("AUDIT_DAILY_HOUR", default=2), minute=5),
+        },
+        "audit-verify-daily": {
+            "task": "audit.verify_daily",
+            "schedule": crontab(hour=env.int("AUDIT_DAILY_HOUR", default=2), minute=20),
+        },
+        "audit-purge-retention-daily": {
+            "task": "audit.purge_retention",
+            "schedule": crontab(hour=env.int("AUDIT_DAILY_HOUR", default=2), minute=45),
+        },
+    }
+)
+
+# --- Patients and recipients outside the trust space (apps/external, apps/securelink) ---------
 
 # --- Demo seed ----------------------------------------------------------------------------------
 MSSWEB_DEMO_DOMAIN = env.str("MSSWEB_DEMO_DOMAIN", default="mssweb-demo.mssante.fr")

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SecurelinkConfig(AppConfig):
+    name = "apps.securelink"
+    label = "securelink"
