@@ -387,6 +387,9 @@ CELERY_BEAT_SCHEDULE["trustlist-refresh-daily"] = {
 }
 # Patients' addresses (<INS>@patient.mssante.fr, Mon espace santé): routed apart.
 MSSANTE_PATIENT_DOMAIN = env.str("MSSANTE_PATIENT_DOMAIN", default="patient.mssante.fr")
+# Largest message to a patient, whatever MAILBOX_MAX_MESSAGE_SIZE says (bytes, the whole message
+# as sent): the MSSanté rule is 25 MB.
+MSSANTE_PATIENT_MAX_SIZE = env.int("MSSANTE_PATIENT_MAX_SIZE", default=25_000_000)
 
 # --- Federation: outbound delivery (apps/delivery) ----------------------------------------------
 # Next hop: static routes "domain=host:port,…" first (tests, private peerings), else a relay
@@ -502,6 +505,50 @@ CELERY_BEAT_SCHEDULE.update(
 )
 
 # --- Patients and recipients outside the trust space (apps/external, apps/securelink) ---------
+# What to do with a recipient outside the trust space: "refuse", or "protect" (OpenPGP when the
+# contact has a key, else a secure link or encrypted attachments; nothing in clear).
+EXTERNAL_RECIPIENTS_POLICY = env.str("EXTERNAL_RECIPIENTS_POLICY", default="protect")
+if EXTERNAL_RECIPIENTS_POLICY not in ("refuse", "protect"):
+    raise ImproperlyConfigured("EXTERNAL_RECIPIENTS_POLICY must be 'refuse' or 'protect'.")
+# Ordinary e-mail to external recipients: through EXTERNAL_RELAY_HOST (host:port) or the
+# domain's MX (DELIVERY_ROUTES still wins, for tests); STARTTLS required unless
+# EXTERNAL_REQUIRE_TLS is off, certificate checked against the system roots or
+# EXTERNAL_CA_BUNDLE. No trust-list check (these servers are not MSSanté operators).
+EXTERNAL_RELAY_HOST = env.str("EXTERNAL_RELAY_HOST", default="")
+EXTERNAL_REQUIRE_TLS = env.bool("EXTERNAL_REQUIRE_TLS", default=True)
+EXTERNAL_CA_BUNDLE = env.str("EXTERNAL_CA_BUNDLE", default="")
+# The compose page's live check of recipients: answers per user per 10 seconds.
+EXTERNAL_ROUTES_RATE = env.int("EXTERNAL_ROUTES_RATE", default=20)
+# The operator's GnuPG home (recipients' public keys; made with mode 0700) and the cost of the
+# passphrase key derivation of encrypted attachments (gpg --s2k-count, 1024..65011712).
+GNUPG_HOME = env.str("GNUPG_HOME", default=str(VAR_DIR / "gnupg"))
+GNUPG_BINARY = env.str("GNUPG_BINARY", default="gpg")
+EXTERNAL_S2K_COUNT = env.int("EXTERNAL_S2K_COUNT", default=8_388_608)
+# HTTP SMS gateway (SMS_BACKEND=apps.notifications.sms.HttpBackend): URL, token (sent as
+# "Authorization: Bearer …"), sender name, and "json" or "form" body.
+SMS_HTTP_URL = env.str("SMS_HTTP_URL", default="")
+SMS_HTTP_TOKEN = env.str("SMS_HTTP_TOKEN", default="")
+SMS_HTTP_SENDER = env.str("SMS_HTTP_SENDER", default="MSSWEB")
+SMS_HTTP_FORMAT = env.str("SMS_HTTP_FORMAT", default="json")
+SMS_HTTP_TIMEOUT = env.float("SMS_HTTP_TIMEOUT", default=10.0)
+# Secure links (apps/securelink): lifetime of a link (days), wrong codes before it locks, wrong
+# codes per visitor address in THROTTLE_WINDOW (all links), replies the recipient may send, the
+# reading session's idle and absolute limits (minutes), the reply's limits, and the From of the
+# notice e-mail (default: ne-pas-repondre@<host of MSSWEB_SITE_URL>).
+SECURE_LINK_LIFETIME_DAYS = env.int("SECURE_LINK_LIFETIME_DAYS", default=30)
+SECURE_LINK_MAX_ATTEMPTS = env.int("SECURE_LINK_MAX_ATTEMPTS", default=5)
+SECURE_LINK_MAX_ATTEMPTS_PER_IP = env.int("SECURE_LINK_MAX_ATTEMPTS_PER_IP", default=20)
+SECURE_LINK_MAX_REPLIES = env.int("SECURE_LINK_MAX_REPLIES", default=3)
+SECURE_LINK_SESSION_IDLE_MINUTES = env.int("SECURE_LINK_SESSION_IDLE_MINUTES", default=15)
+SECURE_LINK_SESSION_MAX_MINUTES = env.int("SECURE_LINK_SESSION_MAX_MINUTES", default=120)
+SECURE_LINK_REPLY_MAX_SIZE = env.int("SECURE_LINK_REPLY_MAX_SIZE", default=10_000_000)
+SECURE_LINK_REPLY_MAX_FILES = env.int("SECURE_LINK_REPLY_MAX_FILES", default=5)
+SECURE_LINK_REPLY_MAX_CHARS = 50_000
+SECURE_LINK_NOTICE_FROM = env.str("SECURE_LINK_NOTICE_FROM", default="")
+CELERY_BEAT_SCHEDULE["securelink-expire"] = {
+    "task": "securelink.expire_sweep",
+    "schedule": timedelta(hours=1),
+}
 
 # --- Demo seed ----------------------------------------------------------------------------------
 MSSWEB_DEMO_DOMAIN = env.str("MSSWEB_DEMO_DOMAIN", default="mssweb-demo.mssante.fr")

@@ -26,6 +26,18 @@ def totp_code(device: TOTPDevice, *, at: float | None = None) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _french_first():
+    """Each test starts in the site's language: a request in English earlier in the same thread
+    (LocaleMiddleware) must not change what a service says in the next test."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     """Rate limits live in the cache; ids are reused across rolled-back tests."""
     from django.core.cache import cache

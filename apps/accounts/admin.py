@@ -8,6 +8,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.accounts import services
 from apps.accounts.models import Domain, User, UserSession, normalize_email
 from apps.accounts.tasks import send_password_reset_email
+from apps.audit.admin import AuditedChangesMixin
 from apps.audit.events import Event
 from apps.audit.services import record
 from apps.core.request_meta import RequestMeta
@@ -18,7 +19,7 @@ if admin.site.is_registered(TOTPDevice):
 
 
 @admin.register(Domain)
-class DomainAdmin(admin.ModelAdmin):
+class DomainAdmin(AuditedChangesMixin, admin.ModelAdmin):
     list_display = ["name", "description", "is_active", "created_at"]
     search_fields = ["name"]
     list_filter = ["is_active"]
@@ -135,7 +136,7 @@ class UserAdmin(admin.ModelAdmin):
                 meta=meta,
             )
             obj.pk = created.pk
-            transaction.on_commit(lambda: send_password_reset_email.delay(created.pk))
+            transaction.on_commit(lambda: send_password_reset_email.delay(created.pk), robust=True)
             return
         super().save_model(request, obj, form, change)
         if form.changed_data:

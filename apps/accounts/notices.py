@@ -53,3 +53,19 @@ def second_factor_reset_email_send(*, user_id: int) -> None:
         template="second_factor_reset",
         context={"login_url": settings.SITE_URL + reverse("accounts:login")},
     )
+
+
+def audit_integrity_failure_email_send(*, user_id: int, problem: str) -> None:
+    """To an active staff member: the daily audit verification failed (``problem`` names seqs,
+    ids and hashes only)."""
+    user = User.objects.filter(pk=user_id, is_active=True, is_staff=True).first()
+    if user is None:
+        return
+    _send(
+        user=user,
+        template="audit_integrity_failure",
+        context={
+            "problem": problem,
+            "admin_url": settings.SITE_URL + reverse("admin:audit_auditevent_changelist"),
+        },
+    )

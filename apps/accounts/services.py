@@ -337,7 +337,7 @@ def second_factor_reset_by_staff(
     BackupCodeDevice.objects.filter(user=user).delete()
     sessions_end_all(user=user, reason=SessionEndReason.SECOND_FACTOR_RESET)
     record(event=Event.SECOND_FACTOR_RESET_BY_STAFF, actor=actor, target=user, meta=meta)
-    transaction.on_commit(lambda: notify_second_factor_reset.delay(user.pk))
+    transaction.on_commit(lambda: notify_second_factor_reset.delay(user.pk), robust=True)
 
 
 # --- Passwords ----------------------------------------------------------------------------------

@@ -16,3 +16,8 @@ def notify_second_factor_reset(user_id: int) -> None:
 @shared_task(name="accounts.sessions_cleanup", acks_late=True)
 def sessions_cleanup() -> int:
     return services.sessions_cleanup()
+
+
+@shared_task(name="accounts.notify_audit_integrity_failure", acks_late=True)
+def notify_audit_integrity_failure(user_id: int, problem: str) -> None:
+    notices.audit_integrity_failure_email_send(user_id=user_id, problem=problem)

@@ -91,3 +91,48 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AuditEventImmutableError("Audit events are insert-only.")
+
+
+class AuditCheckpoint(models.Model):
+    """What a retention purge removed from the start of the chain, so that the rest still
+    verifies: rows ``first_seq``..``last_seq`` (``count`` of them) are gone, and ``last_hash`` is
+    the ``row_hash`` of the last one, the ``prev_hash`` the first remaining row must carry.
+
+    Checkpoints are insert-only and chained too (``prev_checkpoint_hash``, ``checkpoint_hash``,
+    see ``apps.audit.chain.compute_checkpoint_hash``); the ``AUDIT_PURGED`` event recorded in the
+    same transaction repeats the range and hash inside the audit chain itself, so editing the
+    latest checkpoint is detected by ``audit_verify``.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(_("date"))
+    first_seq = models.BigIntegerField(_("premier rang purgé"))
+    last_seq = models.BigIntegerField(_("dernier rang purgé"), unique=True)
+    count = models.BigIntegerField(_("événements purgés"))
+    last_hash = models.CharField(max_length=64)
+    prev_checkpoint_hash = models.CharField(max_length=64)
+    checkpoint_hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("point de reprise d'audit")
+        verbose_name_plural = _("points de reprise d'audit")
+        get_latest_by = "last_seq"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(first_seq__gte=1)
+                & models.Q(last_seq__gte=models.F("first_seq")),
+                name="audit_checkpoint_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.first_seq}–{self.last_seq}"
+
+    def save(self, **kwargs) -> None:
+        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+            raise AuditEventImmutableError("Audit checkpoints are insert-only.")
+        kwargs["force_insert"] = True
+        super().save(**kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditEventImmutableError("Audit checkpoints are insert-only.")

@@ -1,4 +1,27 @@
-"""Writing the audit trail: ``record()`` is the only way in."""
+"""Writing the audit trail: ``record()`` is the only way in.
+
+How concurrent writers keep one chain (no fork, no gap)
+-------------------------------------------------------
+Each row needs the previous row's hash, so appends are serialised: ``record()`` takes a
+transaction-level PostgreSQL advisory lock (``pg_advisory_xact_lock(CHAIN_LOCK_KEY)``), then
+reads the head (``ORDER BY seq DESC LIMIT 1`` on the unique ``seq`` index), then inserts
+``seq + 1``. Under READ COMMITTED each statement takes a fresh snapshot, so the head read after
+the lock is granted sees the row the previous holder committed. The lock is released when the
+caller's transaction ends (commit or rollback): a rolled-back event leaves no gap, because the
+next writer reads the same head again. The unique constraints on ``seq`` and ``row_hash`` are the
+guard behind the lock: a writer that somehow bypassed it gets an IntegrityError, never a fork.
+
+An advisory lock rather than ``SELECT … FOR UPDATE`` on a one-row head table: the same
+serialisation, without an extra UPDATE per event (a hot row rewritten thousands of times a
+minute, dead tuples for vacuum) and without a second table that could disagree with the chain.
+The price is the same for both: the lock is held until the caller commits, so ``record()``
+belongs at the end of a transaction (after slow work), and a commit's WAL flush is part of the
+time the next writer waits. Figures for 1 and 8 writers are in BENCHMARKS.md
+(``bench/bench_audit.py``).
+
+On SQLite no lock is needed: the project opens IMMEDIATE transactions (settings), which take the
+database write lock before the first statement, so writers are already one at a time.
+"""
 
 import ipaddress
 import re
@@ -9,7 +32,7 @@ from django.utils import timezone
 
 from apps.audit.chain import GENESIS_HASH, canonical_ip, compute_row_hash
 from apps.audit.events import Event
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditCheckpoint, AuditEvent
 from apps.core.request_meta import RequestMeta
 
 # Key of the PostgreSQL advisory lock that serialises appends to the chain: "mssaudit" in ASCII.
@@ -70,16 +93,28 @@ def record(
         "detail": _clean_detail(extra),
     }
 
-    _lock_chain()
-    last = AuditEvent.objects.order_by("-seq").values_list("seq", "row_hash").first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    chain_lock()
+    seq, prev_hash = _next_link()
     fields["seq"] = seq
     fields["created_at"] = timezone.now()
     row_hash = compute_row_hash(prev_hash=prev_hash, **fields)
     return AuditEvent.objects.create(actor=actor, prev_hash=prev_hash, row_hash=row_hash, **fields)
 
 
-def _lock_chain() -> None:
+def _next_link() -> tuple[int, str]:
+    """The seq and prev_hash of the next row: after the head row, or after the last row a
+    retention purge removed when none is left (the purge keeps the head, so only by hand)."""
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", "row_hash").first()
+    if last is None:
+        last = (
+            AuditCheckpoint.objects.order_by("-last_seq")
+            .values_list("last_seq", "last_hash")
+            .first()
+        )
+    return (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+
+
+def chain_lock() -> None:
     # SQLite needs no lock: the project opens IMMEDIATE transactions, which take the write lock
     # up front. Elsewhere, the unique ``seq`` turns a lost race into an error, never a fork.
     if connection.vendor == "postgresql":

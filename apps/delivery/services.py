@@ -109,7 +109,9 @@ def deliveries_queue(
         )  # fmt: skip
     if queued:
         ids = [row.pk for row in queued]
-        transaction.on_commit(lambda: _enqueue(ids))
+        # robust: the rows are committed whatever happens to the broker (the sweeper catches
+        # up); a broker that is down must not turn a sent message into an error for the user.
+        transaction.on_commit(lambda: _enqueue(ids), robust=True)
     return rows
 
 
@@ -163,12 +165,12 @@ def deliveries_run(*, ids: Sequence[int] | None = None, now: datetime | None = N
             enhanced="4.4.7",
         )
         _record([(row, _expired_outcome(row, outcome)) for row in expired], now=now)
-    by_domain: dict[str, list[OutboundDelivery]] = defaultdict(list)
+    by_domain: dict[tuple[str, bool], list[OutboundDelivery]] = defaultdict(list)
     for row in rows:
         if row.expires_at > now:
-            by_domain[row.domain].append(row)
-    for domain, group in by_domain.items():
-        _deliver_domain(domain, group, now=now)
+            by_domain[(row.domain, row.route == Route.EXTERNAL)].append(row)
+    for (domain, external), group in by_domain.items():
+        _deliver_domain(domain, group, now=now, external=external)
     return len(rows)
 
 
@@ -181,10 +183,16 @@ def _expired_outcome(row: OutboundDelivery, outcome: smtp.Outcome) -> smtp.Outco
     )  # fmt: skip
 
 
-def _deliver_domain(domain: str, rows: list[OutboundDelivery], *, now: datetime) -> None:
-    """One connection to the domain's next hop, one mail transaction per message."""
+def _deliver_domain(
+    domain: str, rows: list[OutboundDelivery], *, now: datetime, external: bool = False
+) -> None:
+    """One connection to the domain's next hop, one mail transaction per message. Mail outside
+    the trust space (``external``, see ``apps.external``) skips the trust-list check."""
     try:
-        session = smtp.connect(domain=domain, trusted=trusted_dns(domain))
+        session = smtp.connect(
+            domain=domain, trusted=frozenset() if external else trusted_dns(domain),
+            external=external,
+        )  # fmt: skip
     except smtp.DeliveryError as exc:
         outcome = smtp.Outcome(
             smtp.FAILED if exc.permanent else smtp.DEFERRED, exc.message, exc.reply,
@@ -430,7 +438,7 @@ def read_receipt_answer(
                 envelope_from="", recipient=to, domain=domain_of(to), route=route,
                 expires_at=now + timedelta(seconds=settings.DELIVERY_MAX_LIFETIME),
             )  # fmt: skip
-            transaction.on_commit(lambda: _enqueue([row.pk]))
+            transaction.on_commit(lambda: _enqueue([row.pk]), robust=True)
         record(
             event=Event.READ_RECEIPT_SENT, actor=user, target=message, meta=meta,
             extra={"automatic": automatic, "route": str(route)},

@@ -53,6 +53,7 @@ REPLY_MAILBOX_FULL = "452 4.2.2 Mailbox full"
 REPLY_TOO_MANY_RCPT = "452 4.5.3 Too many recipients"
 REPLY_TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 REPLY_SESSION_TOO_LONG = "421 4.4.2 Session time limit exceeded"
+GROUP_COMMIT_MAX = 100  # messages committed together at most
 
 # aiosmtpd's own replies, given their enhanced status codes (RFC 3463).
 _REWRITTEN = {
@@ -77,6 +78,9 @@ _SMUGGLING = re.compile(rb"%s\.(?:\r\n|\n|\r)|(?:\A|\r\n)\.?%s" % (_BARE, _BARE)
 def smuggling_suspected(data: bytes) -> bool:
     """True when ``data`` (as aiosmtpd gives it) holds an end-of-data-like sequence made with
     a bare CR or LF."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
+        return False  # no bare CR or LF at all (nearly every message): the regex is slow
     return _SMUGGLING.search(data) is not None
 
 
@@ -177,12 +181,60 @@ class GatewayHandler:
         )
         self.connections = 0
         self.in_data = 0  # sessions between DATA and our reply to it
+        # Group commit: messages whose raw is stored wait here for the next commit.
+        self._pending: list[tuple[tuple, asyncio.Future]] = []
+        self._committer: asyncio.Task | None = None
 
     async def db(self, function, /, **kwargs):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.executor, functools.partial(_in_thread, function, kwargs)
         )
+
+    async def accept(self, raw: bytes, envelope: services.InboundEnvelope):
+        """Store the raw (in parallel with other sessions), then wait for the commit of its row,
+        made together with those of the messages that were ready at the same time."""
+        blob = await self.db(services.inbound_store_raw, raw=raw)
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(((raw, blob, envelope), future))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_pending())
+        return await future
+
+    async def _commit_pending(self) -> None:
+        """One commit at a time (the audit chain serialises them anyway), of everything that
+        waits. If a group fails, its messages are tried one by one, so that one message that
+        cannot be stored does not refuse the others; a message whose commit failed has its
+        raw deleted and its session answers 451."""
+        try:
+            while self._pending:
+                group = self._pending[:GROUP_COMMIT_MAX]
+                del self._pending[:GROUP_COMMIT_MAX]
+                try:
+                    rows = await self.db(services.inbound_commit, items=[i for i, _f in group])
+                except Exception as exc:
+                    if len(group) == 1:
+                        await self._failed(group[0], exc)
+                        continue
+                    for item, future in group:
+                        try:
+                            rows = await self.db(services.inbound_commit, items=[item])
+                        except Exception as exc:
+                            await self._failed((item, future), exc)
+                        else:
+                            _resolve(future, rows[0])
+                    continue
+                for (_item, future), row in zip(group, rows, strict=True):
+                    _resolve(future, row)
+        finally:
+            self._committer = None
+
+    async def _failed(self, waiting: tuple[tuple, asyncio.Future], exc: Exception) -> None:
+        (_raw, blob, _envelope), future = waiting
+        with contextlib.suppress(Exception):
+            await self.db(services.inbound_discard, blob=blob)
+        if not future.done():
+            future.set_exception(exc)
 
     async def _refusal(self, session, *, reason: str, domain: str, dn: str = "") -> None:
         try:
@@ -282,7 +334,7 @@ class GatewayHandler:
             protocol="lmtp" if self.options.lmtp else "smtp",
         )
         try:
-            inbound = await self.db(services.inbound_accept, raw=raw, envelope=inbound_envelope)
+            inbound = await self.accept(raw, inbound_envelope)
         except Exception as exc:
             logger.error(
                 "inbound message not stored", extra={"error": type(exc).__name__, "size": len(raw)}
@@ -290,6 +342,11 @@ class GatewayHandler:
             return self._reply(envelope, REPLY_INTERNAL_ERROR)
         logger.info("inbound message accepted", extra={"inbound": inbound.pk, "size": len(raw)})
         return self._reply(envelope, f"250 2.0.0 OK: queued as {inbound.pk}")
+
+
+def _resolve(future: asyncio.Future, row) -> None:
+    if not future.done():  # a session that went away meanwhile: its message is kept all the same
+        future.set_result(row)
 
 
 def _peer_ip(session) -> str | None:
@@ -303,6 +360,11 @@ def _header_from_domain(raw: bytes) -> str:
         return _domain(parseaddr(str(headers.get("From", "") or ""))[1])
     except Exception:
         return ""
+
+
+def _longest_line(data: bytes) -> int:
+    """Length of the longest CRLF-ended line of ``data``, its CRLF included."""
+    return max(map(len, data.split(b"\r\n")), default=0) + 2
 
 
 class _GatewayProtocol:
@@ -349,9 +411,78 @@ class _GatewayProtocol:
         # Counted until our reply is written, so that a stop lets the transaction finish.
         self.event_handler.in_data += 1
         try:
-            await super().smtp_DATA(arg)
+            await self._data(arg)
         finally:
             self.event_handler.in_data -= 1
+
+    async def _data(self, arg) -> None:
+        """aiosmtpd's ``smtp_DATA`` with the same replies and limits, reading the data in
+        chunks up to each ``.<CRLF>`` instead of one line at a time (≈ 6 ms of event-loop time
+        for a 50 KB message, the gateway's bottleneck). The lines are checked afterwards: one
+        longer than ``line_length_limit`` answers 500, more than ``data_size_limit`` bytes 552,
+        once the end of data is read; a leading dot is removed from each line (RFC 5321 4.5.2).
+        """
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        limit = self.data_size_limit
+        data = bytearray()
+        size = 0
+        too_long = too_much = False
+        before = b"\r\n"  # the two bytes before the unread data: the data starts a line
+        while self.transport is not None:
+            try:
+                chunk = await self._reader.readuntil(b".\r\n")
+                found = True
+            except asyncio.CancelledError:
+                self._writer.close()  # the connection was reset during DATA
+                raise
+            except asyncio.LimitOverrunError as exc:
+                # No ".<CRLF>" within the reader's limit: take what was searched (the last two
+                # bytes stay, in case they begin the separator).
+                chunk = await self._reader.read(exc.consumed)
+                found = False
+            seen = before + chunk
+            if found and seen[-5:-3] == b"\r\n":  # <CRLF>.<CRLF>: the end of data
+                chunk = chunk[:-3]
+            else:
+                found = False
+            before = seen[-2:]
+            size += len(chunk)
+            if not (too_long or too_much):
+                data += chunk
+                if limit and size > limit:
+                    too_long = _longest_line(data) > self.line_length_limit
+                    too_much = not too_long
+                    data = bytearray()
+            if found:
+                break
+        else:
+            return  # the connection is gone: nothing to answer, nothing kept
+        if not (too_long or too_much) and _longest_line(data) > self.line_length_limit:
+            too_long = True
+        if too_long or too_much:
+            await self.push(
+                "500 Line too long (see RFC5321 4.5.3.1.6)"
+                if too_long
+                else "552 Error: Too much mail data"
+            )
+            self._set_post_data_state()
+            return
+        # Transparency (RFC 5321 4.5.2): one leading dot removed from every line.
+        original_content = (b"\r\n" + bytes(data)).replace(b"\r\n.", b"\r\n")[2:]
+        del data
+        self.envelope.content = original_content
+        self.envelope.original_content = original_content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
 
     async def push(self, status) -> None:
         if isinstance(status, str):

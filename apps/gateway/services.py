@@ -16,6 +16,7 @@ import hashlib
 import io
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from email import policy
@@ -27,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.attachments.models import StoredBlob
 from apps.attachments.services import blob_bytes, blob_delete, blob_store
 from apps.audit.events import Event
 from apps.audit.services import record
@@ -96,10 +98,37 @@ def inbound_accept(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
     Any exception means nothing was kept (the caller answers ``451``): the ciphertext written
     before a failed row is deleted again, and could not be decrypted anyway without its row.
     """
-    blob = blob_store(source=io.BytesIO(raw))
+    blob = inbound_store_raw(raw=raw)
     try:
-        with transaction.atomic():
-            inbound = InboundMessage.objects.create(
+        return inbound_commit(items=[(raw, blob, envelope)])[0]
+    except BaseException:
+        inbound_discard(blob=blob)
+        raise
+
+
+def inbound_store_raw(*, raw: bytes) -> StoredBlob:
+    """The first half of accepting: the encrypted raw source (its own short transaction)."""
+    return blob_store(source=io.BytesIO(raw))
+
+
+def inbound_discard(*, blob: StoredBlob) -> None:
+    """Delete the raw of a message whose commit failed (best effort: without its row, the
+    ciphertext cannot be decrypted anyway)."""
+    with contextlib.suppress(Exception):
+        blob_delete(blob)
+
+
+def inbound_commit(
+    *, items: Sequence[tuple[bytes, StoredBlob, InboundEnvelope]]
+) -> list[InboundMessage]:
+    """The second half: the ``InboundMessage`` rows of already stored raws, their audit events
+    and ingestion, in **one** transaction (the gateway groups the messages that finished their
+    data meanwhile: the audit chain serialises commits, so one commit for several messages is
+    what lets acceptance scale). Raises if anything fails: then nothing was committed, and the
+    caller decides what becomes of the blobs."""
+    with transaction.atomic():
+        rows = [
+            InboundMessage.objects.create(
                 raw=blob,
                 sha256=hashlib.sha256(raw).hexdigest(),
                 size=len(raw),
@@ -113,10 +142,13 @@ def inbound_accept(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
                 tls_cipher=envelope.tls_cipher[:100],
                 client_cert_dn=envelope.client_cert_dn[:1000],
             )
+            for raw, blob, envelope in items
+        ]
+        for inbound in rows:
             record(
                 event=Event.INBOUND_ACCEPTED,
                 target=inbound,
-                meta=RequestMeta(ip=envelope.peer_ip),
+                meta=RequestMeta(ip=inbound.peer_ip),
                 extra={
                     "size": inbound.size,
                     "recipients": len(inbound.rcpt_tos),
@@ -126,11 +158,7 @@ def inbound_accept(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
                 },
             )
             _enqueue_on_commit(inbound.pk)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            blob_delete(blob)
-        raise
-    return inbound
+    return rows
 
 
 def inbound_refusal_record(

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.audit.admin import AuditedChangesMixin
 from apps.audit.events import Event
 from apps.audit.services import record
 from apps.core.request_meta import RequestMeta
@@ -13,7 +14,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Mailbox)
-class MailboxAdmin(admin.ModelAdmin):
+class MailboxAdmin(AuditedChangesMixin, admin.ModelAdmin):
     list_display = ["address", "kind", "display_name", "owner", "domain", "hidden_from_directory"]
     list_filter = ["kind", "domain", "hidden_from_directory"]
     search_fields = ["address", "display_name", "owner__email"]

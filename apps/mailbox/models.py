@@ -325,3 +325,23 @@ class HealthDocument(models.Model):
     @property
     def problem_labels(self) -> list[str]:
         return [str(DOCUMENT_PROBLEMS.get(code, code)) for code in self.problems.split()]
+
+
+class PatientRecipient(models.Model):
+    """The patient a sent message was written to (Mon espace santé), on the sender's copy: the
+    lists and the conversation show the patient's name and INS rather than the raw address."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="patient")
+    ins = models.CharField(_("INS"), max_length=15)
+    family_name = models.CharField(_("nom de naissance"), max_length=200, blank=True)
+    given_names = models.CharField(_("prénoms"), max_length=200, blank=True)
+    birth_date = models.DateField(_("date de naissance"), null=True, blank=True)
+    no_reply = models.BooleanField(_("le patient ne peut pas répondre"), default=False)
+
+    class Meta:
+        verbose_name = _("patient destinataire")
+        verbose_name_plural = _("patients destinataires")
+        indexes = [models.Index(fields=["ins"], name="patientrecipient_ins")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}/{self.pk}"

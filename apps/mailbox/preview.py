@@ -54,6 +54,7 @@ CACHE_VERSION = 1
 CACHE_KEY_LABEL = b"mssweb-preview-cache"
 NONCE_BYTES = 12
 
+
 class PreviewUnavailable(ApplicationError):
     """This attachment cannot be previewed; ``message`` says why, in words for the reader."""
 
@@ -109,9 +110,7 @@ def attachment_preview(*, attachment: Attachment) -> Preview:
         raise PreviewUnavailable(_("Aperçu impossible : ce type de fichier n'a pas d'aperçu."))
     manifest = _cache_get(attachment, "manifest")
     if manifest is None:
-        manifest = _render_and_cache(
-            attachment, first=0, count=settings.MAILBOX_PREVIEW_MAX_PAGES
-        )
+        manifest = _render_and_cache(attachment, first=0, count=settings.MAILBOX_PREVIEW_MAX_PAGES)
     else:
         manifest = json.loads(manifest)
     return Preview(

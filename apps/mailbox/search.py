@@ -42,7 +42,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from apps.directory.extracts import normalize_search
 from apps.mailbox.models import Attachment, Folder, FolderKind, Mailbox, Message, Recipient
-from apps.mailbox.selectors import mailbox_get_for_user
+from apps.mailbox.selectors import PATIENT_FIELDS, mailbox_get_for_user
 
 MAX_WORDS = 8
 MAX_LIMIT = 200
@@ -214,7 +214,12 @@ def _start_of_day(day: date) -> datetime:
 
 
 def _newest_first(qs: QuerySet[Message], *fields: str) -> QuerySet[Message]:
-    return qs.order_by("-date", "-id").only(*LIST_FIELDS, *fields)
+    # With the patient a message was written to, joined (the patient badge).
+    return (
+        qs.order_by("-date", "-id")
+        .only(*LIST_FIELDS, *PATIENT_FIELDS, *fields)
+        .select_related("patient")
+    )
 
 
 class _PostgresSearch:

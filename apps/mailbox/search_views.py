@@ -85,6 +85,7 @@ def search_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
             has_attachment=data["has_attachment"], unread=data["unread"],
             urgent=data["urgent"], limit=PAGE_SIZE, offset=offset,
         )  # fmt: skip
+        selectors.patients_attach(messages=[hit.message for hit in results.results])
     return render(
         request,
         "mailbox/search.html",

@@ -24,6 +24,12 @@ from apps.audit.services import record
 from apps.core.exceptions import ApplicationError
 from apps.core.request_meta import RequestMeta
 from apps.delivery.services import deliveries_queue
+from apps.external.services import (
+    ExternalOptions,
+    external_dispatch,
+    external_policy_refuse,
+    external_prepare,
+)
 from apps.ingestion.build import OutgoingAttachment, build_message, make_message_id
 from apps.ingestion.parse import parse_message
 from apps.ingestion.sanitize import sanitize_composed_html
@@ -36,9 +42,11 @@ from apps.mailbox.models import (
     FolderKind,
     Mailbox,
     Message,
+    PatientRecipient,
     Recipient,
     RecipientKind,
 )
+from apps.mailbox.patients import Patient, ins_from_address, is_patient_address, patient_headers
 from apps.notifications.services import new_mail_notify
 from apps.trustlist.routing import Route, routes_for
 
@@ -114,16 +122,82 @@ def _route_recipients(
             raise RecipientRefused(
                 _("Aucune boîte aux lettres %(address)s chez cet opérateur.") % {"address": address}
             )
-        if routes[address] == Route.EXTERNAL:
-            raise RecipientRefused(
-                _(
-                    "%(address)s est hors de l'espace de confiance MSSanté : l'envoi vers une "
-                    "messagerie non sécurisée n'est pas encore possible."
-                )
-                % {"address": address}
-            )
     remote = {a: r for a, r in routes.items() if r in (Route.OPERATOR, Route.PATIENT)}
     return found, remote
+
+
+class ExternalConfirmationNeeded(RecipientRefused):
+    """Recipients outside the trust space and no choice made yet for them: the compose page
+    shows them and asks how to protect the message (``message_send(external=…)``)."""
+
+    def __init__(self, message: str, *, addresses: list[str]) -> None:
+        super().__init__(message)
+        self.addresses = addresses
+
+
+def _external_allowed(
+    *, user, addresses: list[str], external: ExternalOptions | None, meta: RequestMeta | None
+) -> None:
+    """The operator's policy for recipients outside the trust space (``apps.external``)."""
+    listed = ", ".join(addresses)
+    if settings.EXTERNAL_RECIPIENTS_POLICY == "refuse":
+        external_policy_refuse(user=user, addresses=addresses, meta=meta)
+        raise RecipientRefused(
+            _(
+                "%(addresses)s : hors de l'espace de confiance MSSanté. Votre opérateur "
+                "n'autorise pas l'envoi vers une messagerie non sécurisée."
+            )
+            % {"addresses": listed}
+        )
+    if external is None or not set(addresses) <= external.confirmed:
+        raise ExternalConfirmationNeeded(
+            _(
+                "%(addresses)s : hors de l'espace de confiance MSSanté. Choisissez comment "
+                "protéger le message, puis confirmez l'envoi."
+            )
+            % {"addresses": listed},
+            addresses=addresses,
+        )
+
+
+def _one_patient(
+    addresses: Iterable[Address], patient: Patient | None, *, mailbox: Mailbox
+) -> Patient | None:
+    """The patient of the message: the one of the Patient block, or a patient's address typed
+    among the recipients (a reply: named as ``mailbox`` last wrote to them). One patient per
+    message (MSSanté rule): a second one is refused."""
+    typed = [a.address for a in addresses if is_patient_address(a.address)]
+    if patient is not None and typed:
+        raise RecipientRefused(
+            _(
+                "Un seul patient par message : le patient est déjà indiqué dans le bloc "
+                "« Patient », retirez %(address)s des destinataires."
+            )
+            % {"address": typed[0]}
+        )
+    if len(typed) > 1:
+        raise RecipientRefused(
+            _("Un seul patient par message : écrivez à chaque patient séparément.")
+        )
+    if patient is None and typed:
+        ins = ins_from_address(typed[0])
+        if not ins:
+            raise RecipientRefused(
+                _("%(address)s n'est pas une adresse de patient valide (INS incorrect).")
+                % {"address": typed[0]}
+            )
+        known = (
+            PatientRecipient.objects.filter(message__mailbox=mailbox, ins=ins)
+            .exclude(family_name="")
+            .order_by("-pk")
+            .first()
+        )
+        patient = Patient(
+            ins=ins, family_name=known.family_name if known else "",
+            given_names=known.given_names if known else "",
+            birth_date=known.birth_date if known else None,
+        )  # fmt: skip
+    return patient
 
 
 def _check_quota(mailbox: Mailbox, size: int, *, own: bool) -> None:
@@ -192,16 +266,36 @@ def message_send(
     forward_of: Message | None = None,
     draft: Message | None = None,
     meta: RequestMeta | None = None,
+    patient: Patient | None = None,
+    external: ExternalOptions | None = None,
 ) -> Message:
     """Send a message from ``mailbox`` (the user's own or a shared one they belong to).
 
     Local recipients get their copy in their inbox in the same transaction as the sender's copy
     in Envoyés: both appear together or neither does.
+
+    ``patient``: a patient (Mon espace santé) to write to, added to To. One patient per message
+    (the block's, or one patient's address typed in the recipients); a message to a patient
+    always asks for a read receipt and is limited to ``MSSANTE_PATIENT_MAX_SIZE``.
+
+    ``external``: the sender's choices for recipients outside the trust space (required when
+    there are some, else ``ExternalConfirmationNeeded``; refused outright by the ``refuse``
+    policy). They get nothing in clear (``apps.external``); what the sender must be shown once
+    (passphrases, codes) is returned in ``message.external_sent``.
     """
+    patient = _one_patient([*to, *cc, *bcc], patient, mailbox=mailbox)
+    if patient is not None:
+        patient_address = patient.address
+        if not any(a.address == patient_address for a in to):
+            to = [Address(name=patient.display_name[:200], address=patient_address), *to]
+        read_receipt = True  # the patient cannot refuse it (MSSanté rule)
     recipients = [*to, *cc, *bcc]
     if not recipients:
         raise RecipientRefused(_("Indiquez au moins un destinataire."))
     local, remote = _route_recipients(recipients)
+    outside = sorted({a.address for a in recipients} - set(local) - set(remote))
+    if outside:
+        _external_allowed(user=user, addresses=outside, external=external, meta=meta)
     if len(files) > settings.MAILBOX_MAX_ATTACHMENTS:
         raise MessageTooLarge(
             _("Au plus %(count)d pièces jointes.") % {"count": settings.MAILBOX_MAX_ATTACHMENTS}
@@ -212,6 +306,8 @@ def message_send(
             _("Le message dépasse la taille maximale de %(mb)d Mo.")
             % {"mb": settings.MAILBOX_MAX_MESSAGE_SIZE // 1_000_000}
         )
+    if patient is not None and total > settings.MSSANTE_PATIENT_MAX_SIZE:
+        raise MessageTooLarge(_patient_too_large())
 
     estimate = total * 2  # the MIME encoding makes attachments about a third bigger
     for box in {mailbox, *local.values()}:
@@ -243,6 +339,9 @@ def message_send(
                  _blob_reader(attachment.blob))
             )  # fmt: skip
 
+    extra_headers: dict[str, str] = {}
+    if patient is not None:
+        extra_headers.update(patient_headers(no_reply=patient.no_reply))
     raw = build_message(
         from_=(mailbox.display_name, mailbox.address),
         to=[(a.name, a.address) for a in to],
@@ -262,7 +361,20 @@ def message_send(
         date=now,
         urgent=urgent,
         read_receipt_to=mailbox.address if read_receipt else None,
+        extra_headers=extra_headers or None,
     )
+    if patient is not None and len(raw) > settings.MSSANTE_PATIENT_MAX_SIZE:
+        raise MessageTooLarge(_patient_too_large())
+    planned = []
+    if outside:
+        try:
+            planned = external_prepare(
+                user=user, mailbox=mailbox, addresses=outside, options=external,
+                subject=subject, text=text, original_raw=raw, date=now,
+                attachments=[(name, reader) for name, _type, _blob, reader in stored],
+            )  # fmt: skip
+        except ApplicationError as exc:
+            raise RecipientRefused(exc.message) from exc
     raw_blob = blob_store(source=io.BytesIO(raw))
 
     with transaction.atomic():
@@ -335,6 +447,24 @@ def message_send(
             user=user, message=sender_copy, raw=raw_blob, remote=remote, local=local,
             dsn_requested=read_receipt, meta=meta,
         )  # fmt: skip
+        # Outside the trust space: OpenPGP, secure link or encrypted attachments, queued too.
+        sender_copy.external_sent = (
+            external_dispatch(
+                user=user, message=sender_copy, planned=planned, options=external, meta=meta
+            )
+            if planned
+            else []
+        )
+        if patient is not None:
+            PatientRecipient.objects.create(
+                message=sender_copy, ins=patient.ins, family_name=patient.family_name[:200],
+                given_names=patient.given_names[:200], birth_date=patient.birth_date,
+                no_reply=patient.no_reply,
+            )  # fmt: skip
+            record(
+                event=Event.PATIENT_MESSAGE_SENT, actor=user, target=sender_copy, meta=meta,
+                extra={"mailbox": mailbox.pk, "no_reply": patient.no_reply},
+            )  # fmt: skip
         if reply_to is not None:
             Message.objects.filter(pk=reply_to.pk).update(is_answered=True)
         if forward_of is not None:
@@ -358,6 +488,13 @@ def message_send(
         "message sent", extra={"message_pk": sender_copy.pk, "local_copies": len(copies) - 1}
     )
     return sender_copy
+
+
+def _patient_too_large() -> str:
+    return _(
+        "Un message à un patient ne peut pas dépasser %(mb)d Mo au total (pièces jointes "
+        "comprises) : retirez des pièces jointes."
+    ) % {"mb": settings.MSSANTE_PATIENT_MAX_SIZE // 1_000_000}
 
 
 @transaction.atomic
@@ -567,7 +704,11 @@ def folder_delete(*, user, folder: Folder, meta: RequestMeta | None = None) -> N
 
 # --- Drafts -----------------------------------------------------------------------------------
 
-DRAFT_FIELDS = ("to", "cc", "bcc", "urgent", "read_receipt", "reply_to", "forward_of")
+DRAFT_FIELDS = (
+    "to", "cc", "bcc", "urgent", "read_receipt", "reply_to", "forward_of",
+    "patient_ins", "patient_family_name", "patient_given_names", "patient_birth_date",
+    "patient_no_reply",
+)  # fmt: skip
 
 
 def draft_save(

@@ -22,11 +22,14 @@ from apps.attachments.services import BlobTampered, blob_read_verified
 from apps.core.request_meta import RequestMeta
 from apps.delivery import selectors as delivery_selectors
 from apps.delivery import services as delivery_services
+from apps.external.views import external_context, remember_sent
 from apps.ingestion.build import forward_subject, quote_text, reply_subject
 from apps.ingestion.sanitize import sanitize_html, text_to_html
 from apps.mailbox import selectors, services
 from apps.mailbox.forms import ComposeForm, composed_body
 from apps.mailbox.models import FolderKind, Message
+from apps.mailbox.patients import patient_domain
+from apps.securelink.services import secure_links_panel
 
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
@@ -62,7 +65,8 @@ def folder_view(request: HttpRequest, mailbox_id: int, kind: str) -> HttpRespons
     more = len(rows) > selectors.PAGE_SIZE
     rows = rows[: selectors.PAGE_SIZE]
     next_cursor = f"{rows[-1].date.isoformat()}_{rows[-1].pk}" if more and rows else None
-    patient_document = patient_ins and selectors.patient_document_in_mailbox(
+    selectors.patients_attach(messages=rows)
+    patient_badge = patient_ins and selectors.patient_badge_in_mailbox(
         mailbox=folder.mailbox, patient_ins=patient_ins
     )
     return render(
@@ -76,7 +80,7 @@ def folder_view(request: HttpRequest, mailbox_id: int, kind: str) -> HttpRespons
             "rows": rows,
             "next_cursor": next_cursor,
             "patient_ins": patient_ins,
-            "patient_document": patient_document,
+            "patient_badge": patient_badge,
         },
     )
 
@@ -93,6 +97,8 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
         user=request.user, message=message, meta=meta
     )
     thread = selectors.conversation_messages(message=message)
+    selectors.patients_attach(messages=thread)
+    message.patient_badge = next((m.patient_badge for m in thread if m.pk == message.pk), None)
     remote = request.GET.get("distant") == "1"
     for item in thread:
         if item.html_body:
@@ -117,6 +123,7 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
             "inline_types": INLINE_IMAGE_TYPES,
             "deliveries": delivery_selectors.delivery_statuses(message=message),
             "receipt_ask": receipt_ask,
+            "secure_links": secure_links_panel(user=request.user, messages=thread),
         },
     )
 
@@ -357,6 +364,8 @@ def _save_draft(request: HttpRequest, mailboxes: list, draft, *, with_files: boo
             "read_receipt": bool(data.get("read_receipt")),
             "reply_to": data.get("reply_to") or None,
             "forward_of": data.get("forward_of") or None,
+            **{name: data.get(name, "") for name in ComposeForm.PATIENT_FIELDS},
+            "patient_no_reply": bool(data.get("patient_no_reply")),
         },
         files=files,
     )
@@ -419,6 +428,7 @@ def compose_view(request: HttpRequest) -> HttpResponse:
     form = ComposeForm(
         request.POST or None, request.FILES or None, mailboxes=mailboxes, initial=initial
     )
+    external_warning = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         mailbox = next(m for m in mailboxes if m.pk == data["mailbox"])
@@ -430,22 +440,46 @@ def compose_view(request: HttpRequest) -> HttpResponse:
                 html=data["body_html"], files=files,
                 urgent=data["urgent"], read_receipt=data["read_receipt"], reply_to=reply_to,
                 forward_of=forward_of, draft=draft, meta=RequestMeta.from_request(request),
+                patient=data["patient"], external=form.external_options(),
             )  # fmt: skip
+        except services.ExternalConfirmationNeeded as exc:
+            draft, form = _external_confirm(request, mailboxes, draft, exc.addresses)
+            form.add_error(None, exc.message)
+            external_warning = external_context(user=request.user, addresses=exc.addresses)
         except services.RecipientRefused as exc:
             form.add_error("to", exc.message)
         except services.MailError as exc:
             form.add_error(None, exc.message)
         else:
             messages.success(request, _("Message envoyé."))
+            if remember_sent(request, sent.external_sent):  # passphrases, codes: shown once
+                return redirect("external:sent")
             return redirect(reverse("mailbox:folder", args=[sent.mailbox_id, FolderKind.SENT]))
     return render(
         request,
         "mailbox/compose.html",
         {
             "form": form, "reply_to": reply_to, "forward_of": forward_of, "draft": draft,
+            "external_warning": external_warning,
+            "external_policy": settings.EXTERNAL_RECIPIENTS_POLICY,
             **_editor_context(request, draft, reply_to, forward_of),
         },
     )  # fmt: skip
+
+
+def _external_confirm(request: HttpRequest, mailboxes: list, draft, addresses: list[str]):
+    """The confirmation step for recipients outside the trust space: the same form, with the
+    warning and the choices; uploaded files go to the draft (a file input cannot be filled
+    again), so nothing typed or attached is lost."""
+    if request.FILES:
+        draft = _save_draft(request, mailboxes, draft, with_files=True)
+    data = request.POST.copy()
+    data["external_confirmed"] = ",".join(addresses)
+    if draft is not None:
+        data["draft"] = str(draft.pk)
+    form = ComposeForm(data, mailboxes=mailboxes)
+    form.is_valid()
+    return draft, form
 
 
 def _editor_context(request: HttpRequest, draft, reply_to, forward_of) -> dict:
@@ -470,6 +504,8 @@ def _editor_context(request: HttpRequest, draft, reply_to, forward_of) -> dict:
         "quote_html": quote_html,
         "quote_head": quote_head,
         "max_message_size": settings.MAILBOX_MAX_MESSAGE_SIZE,
+        "patient_domain": patient_domain(),
+        "patient_max_mb": settings.MSSANTE_PATIENT_MAX_SIZE // 1_000_000,
     }
 
 

@@ -161,7 +161,7 @@ def new_mail_notify(*, message_ids: list[int]) -> None:
 
     ids = [int(i) for i in message_ids]
     if ids:
-        transaction.on_commit(lambda: tasks.new_mail.delay(ids))
+        transaction.on_commit(lambda: tasks.new_mail.delay(ids), robust=True)
 
 
 def in_quiet_hours(*, preference: NotificationPreference, now: datetime) -> bool:
@@ -272,7 +272,7 @@ def _send_now(*, user: User, preference: NotificationPreference, messages: list[
         for channel in channels:
             tasks.urgent_notice.delay(user.pk, channel)
 
-    transaction.on_commit(enqueue)
+    transaction.on_commit(enqueue, robust=True)
 
 
 @transaction.atomic

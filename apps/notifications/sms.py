@@ -4,8 +4,12 @@ An SMS only ever says that a secure message is waiting ("connectez-vous"): no se
 patient or body. The operator plugs in its provider by writing a class with the same ``send``.
 """
 
+import json
 import logging
 import re
+import urllib.error
+import urllib.parse
+import urllib.request
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -55,6 +59,42 @@ class LocmemBackend(BaseBackend):
 
     def send(self, *, phone: str, text: str) -> None:
         LocmemBackend.outbox.append((phone, text))
+
+
+class HttpBackend(BaseBackend):
+    """A provider's HTTP API, shaped like the common French ones: ``POST SMS_HTTP_URL`` with
+    ``Authorization: Bearer SMS_HTTP_TOKEN`` and a JSON body (or a form, ``SMS_HTTP_FORMAT =
+    "form"``) ``{"sender": SMS_HTTP_SENDER, "recipients": ["+336…"], "message": "…"}``; any
+    2xx answer is success. Refusals and time-outs raise ``SmsError`` (the text and the number
+    are never logged)."""
+
+    def send(self, *, phone: str, text: str) -> None:
+        url = settings.SMS_HTTP_URL
+        if not url.startswith(("https://", "http://")):
+            raise SmsError("SMS_HTTP_URL is not set (https://…).")
+        fields = {"sender": settings.SMS_HTTP_SENDER, "recipients": [phone], "message": text}
+        headers = {"Accept": "application/json", "User-Agent": "mssweb"}
+        if settings.SMS_HTTP_TOKEN:
+            headers["Authorization"] = f"Bearer {settings.SMS_HTTP_TOKEN}"
+        if settings.SMS_HTTP_FORMAT == "form":
+            body = urllib.parse.urlencode({**fields, "recipients": phone}).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            body = json.dumps(fields).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked above
+        try:
+            with urllib.request.urlopen(request, timeout=settings.SMS_HTTP_TIMEOUT) as response:  # noqa: S310
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            logger.warning("sms: gateway unreachable", extra={"problem": type(exc).__name__})
+            raise SmsError("SMS gateway unreachable.") from exc
+        if not 200 <= status < 300:
+            logger.warning("sms: gateway refused", extra={"status": status})
+            raise SmsError(f"SMS gateway answered HTTP {status}.")
+        logger.info("sms sent", extra={"phone": redact_phone(phone), "status": status})
 
 
 def sms_send(*, phone: str, text: str) -> None:

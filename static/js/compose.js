@@ -112,3 +112,89 @@
     }, 150); });
   });
 })();
+
+/* The Patient block (Mon espace santé): without this script a visible fieldset; with it,
+   folded behind "Écrire à un patient" unless it has something in it. A folded block is
+   disabled, so nothing of it is sent. The address being built is shown as the INS is typed. */
+(function () {
+  "use strict";
+  var block = document.getElementById("patient-block");
+  var toggle = document.querySelector(".patient-toggle");
+  if (!block || !toggle) { return; }
+  var insInput = block.querySelector("input[name=patient_ins]");
+  var preview = block.querySelector(".patient-address");
+
+  var receipt = document.querySelector("input[name=read_receipt]");
+
+  function setOpen(open) {
+    block.hidden = !open;
+    block.disabled = !open;
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open && receipt) { receipt.checked = true; }  // always asked of a patient
+  }
+  function showAddress() {
+    if (!insInput || !preview) { return; }
+    var ins = insInput.value.replace(/[\s.\-]+/g, "").toUpperCase();
+    preview.hidden = ins.length !== 15;
+    preview.textContent = ins.length === 15 ? preview.dataset.label.replace("%s", ins + "@" + preview.dataset.domain) : "";
+  }
+  toggle.hidden = false;
+  setOpen(block.dataset.open === "1");
+  showAddress();
+  toggle.addEventListener("click", function () {
+    var open = block.hidden;
+    setOpen(open);
+    if (open && insInput) { insInput.focus(); }
+  });
+  if (insInput) { insInput.addEventListener("input", showAddress); }
+})();
+
+/* Recipients outside the MSSanté trust space: said before sending, as the addresses are typed
+   (the server asks again on submit if this script did not run or was too slow). */
+(function () {
+  "use strict";
+  var block = document.querySelector(".external-block[data-routes]");
+  if (!block) { return; }
+  var form = block.closest("form");
+  var list = block.querySelector(".external-list");
+  var confirmed = form.querySelector("input[name=external_confirmed]");
+  var fields = ["to", "cc", "bcc"].map(function (name) { return form.querySelector("[name=" + name + "]"); })
+    .filter(Boolean);
+  var timer = null;
+  var asked = "";
+
+  function addresses() {
+    return fields.map(function (input) { return input.value; }).join(",");
+  }
+  function show(items) {
+    list.textContent = "";
+    items.forEach(function (item) {
+      var li = document.createElement("li");
+      li.textContent = item.address;
+      if (item.openpgp) {
+        li.appendChild(document.createTextNode(" — " + block.dataset.openpgp + " "));
+        var code = document.createElement("code");
+        code.textContent = item.fingerprint;
+        li.appendChild(code);
+      }
+      list.appendChild(li);
+    });
+    block.hidden = items.length === 0;
+    confirmed.value = items.map(function (item) { return item.address; }).join(",");
+  }
+  function check() {
+    var text = addresses();
+    if (text === asked) { return; }
+    asked = text;
+    if (text.indexOf("@") < 0) { show([]); return; }
+    fetch(block.dataset.routes + "?addresses=" + encodeURIComponent(text), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : Promise.reject(response); })
+      .then(function (json) { if (addresses() === text) { show(json.external || []); } })
+      .catch(function () { asked = ""; });
+  }
+  fields.forEach(function (input) {
+    input.addEventListener("input", function () { window.clearTimeout(timer); timer = window.setTimeout(check, 600); });
+    input.addEventListener("change", check);
+  });
+  check();
+})();

@@ -28,6 +28,13 @@ OPEN_VIEWS = {
     "pwa:manifest",
     "pwa:service_worker",
     "pwa:offline",
+    # Secure links: the recipient outside the trust space has no account; the pages need the
+    # link's secret token, then its code (apps/securelink).
+    "securelink:open",
+    "securelink:frame",
+    "securelink:download",
+    "securelink:reply",
+    "securelink:leave",
 }
 # The admin sends to its login view, which only redirects to the portal's (tested below).
 LOGIN_PAGES = ("/compte/connexion/?", "/admin/login/?")
@@ -47,6 +54,8 @@ SAMPLE_KWARGS = {
     "attachment_id": 1,
     "subscription_id": 1,
     "number": 1,
+    "link_id": 1,
+    "key_id": 1,
 }
 
 

@@ -113,3 +113,24 @@ def test_concurrent_records_form_one_chain(transactional_db):
     out = StringIO()
     call_command("audit_verify", stdout=out)
     assert out.getvalue().startswith(f"OK: {threads_count * per_thread} events verified")
+
+
+def test_trigger_refuses_changing_or_removing_a_retention_checkpoint(event):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.audit.models import AuditCheckpoint
+    from apps.audit.retention import audit_purge
+
+    record(event=Event.LOGOUT)
+    audit_purge(now=timezone.now() + timedelta(days=366))
+    checkpoint = AuditCheckpoint.objects.get()
+
+    for sql in (
+        "UPDATE audit_auditcheckpoint SET count = 0 WHERE id = %s",
+        "DELETE FROM audit_auditcheckpoint WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            execute(sql, [checkpoint.id])
+    assert AuditCheckpoint.objects.values_list("count", flat=True).get() == 1

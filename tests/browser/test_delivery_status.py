@@ -88,7 +88,7 @@ def test_sender_sees_pending_then_delivered_then_read(
     page = new_page()
     log_in(page, viewport, alice, totp_code(confirmed_device(alice)))
     page.goto(f"/messagerie/ecrire/?to={DOCTOR}")
-    page.get_by_label("Objet").fill("Demande d'avis : Mme X")
+    page.get_by_label("Objet", exact=True).fill("Demande d'avis : Mme X")
     page.get_by_role("textbox", name="Message").fill("Cher confrère,\nqu'en pensez-vous ?")
     page.get_by_label("Demander un accusé de lecture").check()
     # The send request waits for the (eager) delivery, which the peer holds.

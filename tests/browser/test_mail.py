@@ -22,7 +22,7 @@ def test_send_with_attachment_read_download_and_reply(new_page, viewport, screen
     page = new_page()
     log_in(page, viewport, alice, totp_code(confirmed_device(alice)))
     page.goto(f"/messagerie/ecrire/?to={bob.email}")
-    page.get_by_label("Objet").fill("Compte rendu de Mme X")
+    page.get_by_label("Objet", exact=True).fill("Compte rendu de Mme X")
     page.get_by_role("textbox", name="Message").fill(
         "Bonjour,\nci-joint le compte rendu.\nBien à vous"
     )
@@ -50,7 +50,7 @@ def test_send_with_attachment_read_download_and_reply(new_page, viewport, screen
     assert Path(download.path()).read_bytes() == report.read_bytes()
 
     other.get_by_role("link", name="Répondre").click()
-    expect(other.get_by_label("Objet")).to_have_value("Re: Compte rendu de Mme X")
+    expect(other.get_by_label("Objet", exact=True)).to_have_value("Re: Compte rendu de Mme X")
     other.get_by_role("textbox", name="Message").fill("Merci, bien reçu.")
     other.get_by_role("button", name="Envoyer").click()
     expect(other.get_by_text("Message envoyé.")).to_be_visible()
@@ -70,7 +70,7 @@ def test_draft_autosave_survives_a_reload_and_bulk_move(new_page, viewport):
     page = new_page()
     log_in(page, viewport, alice, totp_code(confirmed_device(alice)))
     page.goto("/messagerie/ecrire/")
-    page.get_by_label("Objet").fill("Brouillon de lettre")
+    page.get_by_label("Objet", exact=True).fill("Brouillon de lettre")
     page.get_by_role("textbox", name="Message").fill("Cher confrère, je vous adresse")
     expect(page.locator("#draft-status")).to_contain_text("Brouillon enregistré", timeout=10_000)
     page.reload()
@@ -127,7 +127,7 @@ def test_keyboard_shortcuts_on_desktop(new_page, viewport):
     page.keyboard.press("o")
     expect(page.get_by_role("heading", level=1)).to_have_text("Raccourci")
     page.keyboard.press("r")
-    expect(page.get_by_label("Objet")).to_have_value("Re: Raccourci")
+    expect(page.get_by_label("Objet", exact=True)).to_have_value("Re: Raccourci")
 
 
 def test_search_finds_a_word_of_the_body(page, viewport):

@@ -124,7 +124,7 @@ def test_production_refuses_to_start_without_its_secrets(tmp_path):
     assert result.returncode != 0
     for name in (
         "DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "MSSWEB_SITE_URL",
-        "MSSWEB_STORAGE_KEYS", "WEBPUSH_VAPID_PRIVATE_KEY",
+        "MSSWEB_STORAGE_KEYS", "WEBPUSH_VAPID_PRIVATE_KEY", "AUDIT_ANCHOR_KEY",
     ):  # fmt: skip
         assert name in result.stderr
 
@@ -142,5 +142,6 @@ def test_production_starts_with_every_required_variable(tmp_path):
         WEBPUSH_VAPID_PUBLIC_KEY="B" * 87,
         WEBPUSH_VAPID_PRIVATE_KEY="C" * 43,
         WEBPUSH_VAPID_SUBJECT="mailto:exploitation@example.org",
+        AUDIT_ANCHOR_KEY="A" * 43 + "=",
     )
     assert result.returncode == 0, result.stderr

@@ -1,15 +1,19 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, verify_rows
-from apps.audit.models import AuditEvent
-
-COLUMNS = ("id", "prev_hash", "row_hash", *HASHED_FIELDS)
+from apps.audit.anchors import AnchorError, load_public_key
+from apps.audit.integrity import BATCH_SIZE, chain_verify
 
 
 class Command(BaseCommand):
     help = (
-        "Check the audit hash chain in seq order. Exits 1 and names the first broken row, or "
-        "prints the head hash: keep it elsewhere to detect a rewritten chain later."
+        "Check the audit hash chain in seq order (streamed in batches), from seq 1 or the latest "
+        "retention checkpoint. Exits 1 and names the first problem, or prints the head hash. "
+        "With --anchors, also checks every signed anchor against the chain: a rewritten chain "
+        "is detected."
     )
 
     def add_arguments(self, parser):
@@ -20,34 +24,50 @@ class Command(BaseCommand):
             metavar="SEQ",
             help="Start at this seq, trusting the row before it (for checks after a full run).",
         )
+        parser.add_argument(
+            "--anchors",
+            nargs="?",
+            const="",
+            default=None,
+            metavar="DIR",
+            help="Check the anchors (*.jsonl) in DIR, by default AUDIT_ANCHOR_DIR.",
+        )
+        parser.add_argument(
+            "--public-key",
+            metavar="KEY",
+            help="Ed25519 public key of the anchors (PEM file or text, or base64): by default "
+            "the public half of AUDIT_ANCHOR_KEY.",
+        )
+        parser.add_argument(
+            "--batch-size", type=int, default=BATCH_SIZE, help="Rows read per query."
+        )
 
-    def handle(self, *args, from_seq: int, **options):
-        previous = (
-            AuditEvent.objects.filter(seq__lt=from_seq)
-            .order_by("-seq")
-            .values_list("seq", "row_hash")
-            .first()
-        )
-        prev_hash, next_seq = (previous[1], previous[0] + 1) if previous else (GENESIS_HASH, 1)
-        rows = (
-            AuditEvent.objects.filter(seq__gte=from_seq)
-            .order_by("seq")
-            .values_list(*COLUMNS)
-            .iterator(chunk_size=2000)
-        )
+    def handle(self, *args, from_seq: int, anchors, public_key, batch_size: int, **options):
+        directory = None
+        if anchors is not None:
+            directory = Path(anchors or settings.AUDIT_ANCHOR_DIR)
         try:
-            report = verify_rows(
-                (dict(zip(COLUMNS, row, strict=True)) for row in rows),
-                prev_hash=prev_hash,
-                next_seq=next_seq,
+            key = load_public_key(public_key) if public_key else None
+            report = chain_verify(
+                from_seq=from_seq, anchors_dir=directory, public_key=key, batch_size=batch_size
             )
-        finally:
-            rows.close()  # stopping at a broken row: close the server-side cursor now
-        if report.broken is not None:
-            broken = report.broken
-            raise CommandError(
-                f"audit chain broken at seq {broken.seq} (id {broken.id}): {broken.reason} "
-                f"({report.verified} events verified before it)",
-                returncode=1,
+        except (AnchorError, ImproperlyConfigured) as error:
+            raise CommandError(str(error), returncode=2) from error
+        if not report.ok:
+            raise CommandError(report.problem, returncode=1)
+        self.stdout.write(f"OK: {report.chain.verified} events verified, head {report.chain.head}")
+        if report.purged:
+            self.stdout.write(
+                f"Retention: {report.purged} older events purged; the chain starts after "
+                f"checkpoint seq {report.start_seq - 1}."
             )
-        self.stdout.write(f"OK: {report.verified} events verified, head {report.head}")
+        if directory is not None:
+            self.stdout.write(
+                f"Anchors: {report.anchors_checked} verified"
+                + (
+                    f" ({report.anchors_before_purge} before the purge: signature only)"
+                    if report.anchors_before_purge
+                    else ""
+                )
+                + "."
+            )

@@ -1,0 +1,272 @@
+"""Audit trail figures on PostgreSQL: chain contention and verification at scale.
+
+    .venv/bin/python bench/bench_audit.py writers [--events 2000]
+    .venv/bin/python bench/bench_audit.py verify --rows 1000000
+
+``writers``: ``record()`` inside a request-like transaction (an UPDATE of the writer's own row,
+then ``record()``, then COMMIT), with 1 and 8 concurrent writer threads (one connection each),
+against the same transaction without ``record()``. Reports p50/p95/p99 of ``record()`` itself
+(advisory-lock wait + head read + insert), of the whole transaction with and without it, and
+events per second.
+
+``verify``: loads ``--rows`` valid chained rows (hashes computed in Python with the project's
+``compute_row_hash``, streamed to PostgreSQL with COPY; the secondary indexes are built after the
+load), then runs ``manage.py audit_verify`` in a child process and reports its wall time and peak
+RSS (GNU ``/usr/bin/time -f %M``).
+
+Database: ``BENCH_DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/mssweb_bench_audit``),
+dropped and recreated. Prints one JSON object.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._pg import ROOT, django_on
+
+URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mssweb_bench_audit")
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {
+        "p50_ms": round(pick(0.50) * 1000, 3),
+        "p95_ms": round(pick(0.95) * 1000, 3),
+        "p99_ms": round(pick(0.99) * 1000, 3),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+    }
+
+
+def migrate() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+# --- Writers ----------------------------------------------------------------------------------
+
+
+def run_writers(writers: int, events: int, *, with_record: bool) -> dict:
+    from django.db import connection, transaction
+
+    from apps.audit.events import Event
+    from apps.audit.services import record
+
+    per_writer = events // writers
+    record_times: list[float] = []
+    tx_times: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(writers + 1)
+
+    def work(n: int) -> None:
+        mine_record, mine_tx = [], []
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO bench_request VALUES (%s, 0) ON CONFLICT DO NOTHING", [n])
+        barrier.wait()
+        for i in range(per_writer):
+            start = time.perf_counter()
+            with transaction.atomic():
+                with connection.cursor() as cursor:  # the request's own change
+                    cursor.execute("UPDATE bench_request SET n = n + 1 WHERE id = %s", [n])
+                if with_record:
+                    before = time.perf_counter()
+                    record(
+                        event=Event.MESSAGE_READ,
+                        actor_label=f"writer{n}@example.org",
+                        target=("mailbox.message", n * 1_000_000 + i),
+                        extra={"mailbox": n},
+                    )
+                    mine_record.append(time.perf_counter() - before)
+            mine_tx.append(time.perf_counter() - start)
+        with lock:
+            record_times.extend(mine_record)
+            tx_times.extend(mine_tx)
+        connection.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    result = {
+        "writers": writers,
+        "transactions": len(tx_times),
+        "transactions_per_s": round(len(tx_times) / elapsed, 1),
+        "transaction": percentiles(tx_times),
+    }
+    if with_record:
+        result["record"] = percentiles(record_times)
+    return result
+
+
+def writers_main(args) -> dict:
+    django_on(URL, fresh=True)
+    migrate()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_request (id int PRIMARY KEY, n int NOT NULL)")
+    results = []
+    for writers in (1, 8):
+        baseline = run_writers(writers, args.events, with_record=False)
+        audited = run_writers(writers, args.events, with_record=True)
+        added = {
+            key: round(audited["transaction"][key] - baseline["transaction"][key], 3)
+            for key in ("p50_ms", "p95_ms", "mean_ms")
+        }
+        results.append(
+            {
+                "writers": writers,
+                "without_record": baseline,
+                "with_record": audited,
+                "added_by_record": added,
+            }
+        )
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("audit_verify", stdout=out)
+    return {"writers": results, "audit_verify": out.getvalue().strip()}
+
+
+# --- Verification at scale --------------------------------------------------------------------
+
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+EVENTS = (100, 502, 503, 504, 500, 620, 621, 661)
+
+
+def generate(rows: int, batch: int = 20_000) -> float:
+    """COPY ``rows`` valid chained rows into audit_auditevent; returns seconds."""
+    import psycopg
+
+    from apps.audit.chain import GENESIS_HASH, canonical_json, compute_row_hash
+
+    start = time.perf_counter()
+    origin = datetime(2025, 11, 28, tzinfo=UTC)
+    prev_hash = GENESIS_HASH
+    with psycopg.connect(URL) as conn, conn.cursor() as cursor:
+        secondary = [
+            row[0]
+            for row in cursor.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_auditevent' "
+                "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+            )
+        ]
+        for definition in secondary:
+            name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
+            cursor.execute(f"DROP INDEX {name}")
+        columns = (
+            "id, seq, created_at, event, actor_id, actor_ref, actor_label, ip, user_agent, "
+            "target_type, target_id, detail, prev_hash, row_hash"
+        )
+        with cursor.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy:
+            lines = []
+            for seq in range(1, rows + 1):
+                user = seq % 5000
+                fields = {
+                    "seq": seq,
+                    "created_at": origin + timedelta(microseconds=seq * 3_000_017),
+                    "event": EVENTS[seq % len(EVENTS)],
+                    "actor_ref": str(user),
+                    "actor_label": f"user{user}@example.mssante.fr",
+                    "ip": f"192.0.{seq % 250}.{seq % 199 + 1}",
+                    "user_agent": USER_AGENT,
+                    "target_type": "mailbox.message",
+                    "target_id": str(seq * 7 % 9_999_991),
+                    "detail": {"mailbox": user, "to_folder": seq % 13},
+                }
+                row_hash = compute_row_hash(prev_hash=prev_hash, **fields)
+                lines.append(
+                    "\t".join(
+                        (
+                            str(seq),
+                            str(seq),
+                            fields["created_at"].isoformat(),
+                            str(fields["event"]),
+                            "\\N",
+                            fields["actor_ref"],
+                            fields["actor_label"],
+                            fields["ip"],
+                            USER_AGENT,
+                            fields["target_type"],
+                            fields["target_id"],
+                            canonical_json(fields["detail"]),
+                            prev_hash,
+                            row_hash,
+                        )
+                    )
+                )
+                prev_hash = row_hash
+                if len(lines) == batch:
+                    copy.write("\n".join(lines) + "\n")
+                    lines = []
+            if lines:
+                copy.write("\n".join(lines) + "\n")
+        conn.commit()  # runs the deferred foreign key checks queued by the COPY
+        loaded = time.perf_counter() - start
+        for definition in secondary:
+            cursor.execute(definition)
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('audit_auditevent', 'id'), %s)", [rows]
+        )
+        cursor.execute("ANALYZE audit_auditevent")
+    indexed = time.perf_counter() - start - loaded
+    print(f"loaded {rows} rows in {loaded:.1f} s, indexes {indexed:.1f} s", file=sys.stderr)
+    return time.perf_counter() - start
+
+
+def verify_main(args) -> dict:
+    django_on(URL, fresh=True)
+    migrate()
+    generated = generate(args.rows)
+    env = {**os.environ, "DATABASE_URL": URL, "DJANGO_SETTINGS_MODULE": "mssweb.settings_test"}
+    env["MSSWEB_VAR_DIR"] = str(ROOT / "var" / "bench")
+    # GNU time reports the peak RSS of the command alone: the child's own getrusage figure
+    # would include the pages of this (large) process it was forked from.
+    command = ["/usr/bin/time", "-f", "peak_kib=%M", sys.executable, "manage.py", "audit_verify",
+               "--batch-size", str(args.batch_size)]  # fmt: skip
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    peak_kib = int(result.stderr.rsplit("peak_kib=", 1)[1].split()[0])
+    return {
+        "rows": args.rows,
+        "generate_s": round(generated, 1),
+        "audit_verify_s": round(elapsed, 1),
+        "rows_per_s": round(args.rows / elapsed),
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "output": (result.stdout + result.stderr.rsplit("peak_kib=", 1)[0]).strip()[-300:],
+        "returncode": result.returncode,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="what", required=True)
+    writers = sub.add_parser("writers")
+    writers.add_argument("--events", type=int, default=2000)
+    verify = sub.add_parser("verify")
+    verify.add_argument("--rows", type=int, default=1_000_000)
+    verify.add_argument("--batch-size", type=int, default=5000)
+    args = parser.parse_args()
+    result = writers_main(args) if args.what == "writers" else verify_main(args)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
