@@ -113,3 +113,54 @@ def test_patient_reads_downloads_and_replies_through_the_secure_link(
     patient.goto(link_path)
     expect(patient.get_by_role("heading", level=1)).to_have_text("Lien révoqué")
     screenshot(patient, "securelink-revoked")
+
+
+def _link_path(notice_raw: bytes) -> str:
+    notice = BytesParser(policy=policy.default).parsebytes(notice_raw)
+    text = notice.get_body(("plain",)).get_content()
+    return re.search(r"https?://\S+?(/lien/[A-Za-z0-9_-]+/)", text).group(1)
+
+
+def test_wrong_codes_lock_the_link_and_an_expired_link_says_so(
+    new_page, viewport, screenshot, live_server, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.mailbox.models import Mailbox
+    from apps.mailbox.services import Address, message_send
+    from apps.securelink.services import secure_link_create
+
+    settings.SITE_URL = live_server.url
+    dentist, colleague = make_user(), make_user()
+    sent = message_send(
+        user=dentist, mailbox=Mailbox.objects.get(owner=dentist),
+        to=[Address("", Mailbox.objects.get(owner=colleague).address)],
+        subject=SUBJECT, text=BODY,
+    )  # fmt: skip
+    locked = secure_link_create(user=dentist, message=sent, address=PATIENT)
+    expired = secure_link_create(user=dentist, message=sent, address="autre@gmail.example")
+    SecureLink.objects.filter(pk=expired.link.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    patient = new_page()
+    patient.goto(_link_path(locked.notice_raw))
+    wrong = "000000" if locked.code_for_sender != "000000" else "111111"
+    for _ in range(settings.SECURE_LINK_MAX_ATTEMPTS):
+        expect(patient.get_by_label("Code reçu")).to_be_visible()
+        patient.get_by_label("Code reçu").fill(wrong)
+        patient.get_by_role("button", name="Lire le message").click()
+    expect(patient.get_by_role("heading", level=1)).to_have_text("Lien verrouillé")
+    # Even the right code no longer opens it.
+    patient.goto(_link_path(locked.notice_raw))
+    expect(patient.get_by_role("heading", level=1)).to_have_text("Lien verrouillé")
+    assert_fits_width(patient, viewport)
+    screenshot(patient, "securelink-locked")
+    assert SecureLink.objects.get(pk=locked.link.pk).locked_at is not None
+
+    patient.goto(_link_path(expired.notice_raw))
+    expect(patient.get_by_role("heading", level=1)).to_have_text("Lien expiré")
+    expect(patient.locator("body")).not_to_contain_text("Devis")
+    screenshot(patient, "securelink-expired")
