@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import cache_control, never_cache
@@ -137,7 +138,11 @@ def manifest_view(request: HttpRequest) -> JsonResponse:
 def service_worker_view(request: HttpRequest) -> HttpResponse:
     """The service worker, served from the site root so that its scope is the whole site. The
     list of shell files (with their hashed names in production) and a version are prepended."""
-    shell = [reverse("pwa:offline"), *(static(name) for name in SHELL_ASSETS)]
+    offline = reverse("pwa:offline")
+    lang = _language(request.GET.get("lang", ""))
+    if lang:
+        offline += f"?lang={lang}"
+    shell = [offline, *(static(name) for name in SHELL_ASSETS)]
     source = SW_SOURCE.read_text()
     version = hashlib.sha256((source + "".join(shell)).encode()).hexdigest()[:12]
     # Hashed names (production) never change content: cache first. Plain names (development)
@@ -161,6 +166,13 @@ def service_worker_view(request: HttpRequest) -> HttpResponse:
 def offline_view(request: HttpRequest) -> HttpResponse:
     """Shown by the service worker when a page cannot be reached. It carries nothing personal:
     the worker fetches it without cookies."""
-    response = render(request, "notifications/offline.html")
+    lang = _language(request.GET.get("lang", ""))
+    with translation.override(lang or translation.get_language()):
+        response = render(request, "notifications/offline.html")
     response["Cache-Control"] = "no-cache"
     return response
+
+
+def _language(code: str) -> str:
+    """``code`` when it is one of the site's languages, else ``""``."""
+    return code if code in dict(settings.LANGUAGES) else ""

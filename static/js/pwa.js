@@ -6,7 +6,10 @@
 
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
-      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
+      navigator.serviceWorker.register(
+        // The offline page is kept in the language of the page that installed the worker.
+        "/sw.js?lang=" + encodeURIComponent(document.documentElement.lang || ""), { scope: "/" }
+      ).catch(function () {});
     });
   }
 

@@ -26,7 +26,7 @@ def test_send_with_attachment_read_download_and_reply(new_page, viewport, screen
     page.get_by_role("textbox", name="Message").fill(
         "Bonjour,\nci-joint le compte rendu.\nBien à vous"
     )
-    page.get_by_label("Pièces jointes").set_input_files(str(report))
+    page.get_by_label("Pièces jointes", exact=True).set_input_files(str(report))
     assert_fits_width(page, viewport)
     screenshot(page, "compose-filled")
     page.get_by_role("button", name="Envoyer").click()

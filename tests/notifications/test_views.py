@@ -278,3 +278,12 @@ def test_device_and_preference_changes_are_audited_with_the_user_as_actor(user):
         (Event.NOTIFICATION_PREFERENCES_CHANGED, user.pk),
     ]
     assert rows[0].detail["device"] == "Chrome sur Android"
+
+
+def test_the_offline_page_is_kept_in_the_language_of_the_installing_page(client):
+    worker = client.get("/sw.js?lang=en").content.decode()
+    assert "const OFFLINE_URL = '/hors-ligne/?lang=en';" in worker
+    assert "Pas de connexion" in client.get("/hors-ligne/?lang=fr").content.decode()
+    assert "No connection" in client.get("/hors-ligne/?lang=en").content.decode()
+    # Anything else is ignored, never reflected.
+    assert "OFFLINE_URL = '/hors-ligne/';" in client.get("/sw.js?lang=xx<script>").content.decode()
