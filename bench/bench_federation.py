@@ -3,7 +3,7 @@ queue. Each part compares with a ceiling measured in the same run.
 
     .venv/bin/python bench/bench_federation.py [--quick] [--only gateway,ingest,outbound,drain]
         [--messages 3000] [--senders 10] [--sender-procs 2] [--ingest 500] [--xdm 200]
-        [--outbound 2000] [--drain 10000] [--drain-workers 2]
+        [--outbound 2000] [--drain 10000] [--drain-workers 2] [--gateway-processes 1]
 
 Defaults take about 4–5 minutes on 2 vCPUs (the 10,000-row drain is most of it); ``--quick``
 (600 / 100 / 50 / 300 / 1000) about 1.5 minutes.
@@ -371,7 +371,9 @@ def apply_settings(values: dict) -> None:
 # --- 1. Gateway ---------------------------------------------------------------------------------
 
 
-def start_gateway(pki: dict, *, profile: str = "") -> tuple[subprocess.Popen, int]:
+def start_gateway(
+    pki: dict, *, profile: str = "", processes: int = 1
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = environment() | {
         "GATEWAY_TLS_CERT": pki["our_cert"],
@@ -379,7 +381,8 @@ def start_gateway(pki: dict, *, profile: str = "") -> tuple[subprocess.Popen, in
         "GATEWAY_REQUIRE_TLS": "false",  # (c) with STARTTLS and (d) without, same server
         "GATEWAY_HOSTNAME": "mx.mssweb.test",
     }
-    command = [PYTHON, str(ROOT / "manage.py"), "smtp_gateway", "--port", str(port)]
+    command = [PYTHON, str(ROOT / "manage.py"), "smtp_gateway", "--port", str(port),
+               "--processes", str(processes)]  # fmt: skip
     if profile:
         command = [PYTHON, __file__, "_gateway_profiled", profile, str(port)]
     log = open(VAR_DIR / "gateway.log", "a")  # noqa: SIM115 - the child's stderr
@@ -440,7 +443,8 @@ def bench_gateway(args, pki: dict, figures: dict) -> None:
     common = {"total": args.messages, "senders": args.senders, "procs": args.sender_procs,
               "cafile": pki["ca"]}  # fmt: skip
     out: dict = {"messages_per_case": args.messages, "senders": args.senders,
-                 "sender_processes": args.sender_procs}  # fmt: skip
+                 "sender_processes": args.sender_procs,
+                 "gateway_processes": args.gateway_processes}  # fmt: skip
     sink_port = free_port()
     sink = smtp_sink(sink_port)
     try:
@@ -451,7 +455,9 @@ def bench_gateway(args, pki: dict, figures: dict) -> None:
         from django.db import connections
 
         connections.close_all()  # no connection across fork
-        gateway, port = start_gateway(pki, profile=args.profile_gateway)
+        gateway, port = start_gateway(
+            pki, profile=args.profile_gateway, processes=args.gateway_processes
+        )
         try:
             before = InboundMessage.objects.count()
             connections.close_all()
@@ -728,6 +734,9 @@ def main() -> None:
     parser.add_argument("--drain-workers", type=int, default=2)
     parser.add_argument("--no-plain", action="store_true", help="skip case (d)")
     parser.add_argument("--profile-gateway", default="", help="cProfile stats file (all threads)")
+    parser.add_argument(
+        "--gateway-processes", type=int, default=1, help="smtp_gateway --processes (not profiled)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.messages, args.ingest, args.xdm = 600, 100, 50

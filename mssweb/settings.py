@@ -441,6 +441,9 @@ GATEWAY_IDLE_TIMEOUT = env.int("GATEWAY_IDLE_TIMEOUT", default=300)
 GATEWAY_SESSION_TIMEOUT = env.int("GATEWAY_SESSION_TIMEOUT", default=1800)
 # Threads doing the gateway's database and storage work (each holds one database connection).
 GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=10)
+# Seconds a gateway process remembers whether an address is a local mailbox (and has room) for
+# RCPT: a mailbox created is accepted within that delay. 0: ask the database every time.
+GATEWAY_RCPT_CACHE_SECONDS = env.int("GATEWAY_RCPT_CACHE_SECONDS", default=5)
 # Ingestion (Celery task gateway.ingest): attempts before quarantine, first retry delay (doubled
 # each time, at most an hour), how long a worker holds a message, and how late an accepted message
 # may be before the sweeper (beat, and `manage.py gateway_sweep`) enqueues it again (seconds).

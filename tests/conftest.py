@@ -2,12 +2,14 @@ import os
 import time
 
 import pytest
+from django.test import Client
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts import services
 from apps.accounts.models import Domain
 from apps.audit.testing import allow_audit_flush  # noqa: F401 - fixture used by transactional tests
+from apps.mailbox.models import Mailbox
 from tests.pki import pki  # noqa: F401 - the federation tests' PKI
 
 PASSWORD = "correct horse battery staple"
@@ -43,6 +45,28 @@ def _clear_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def alice(db):
+    return make_user(first_name="Alice", last_name="Martin")
+
+
+@pytest.fixture
+def bob(db):
+    return make_user(first_name="Bob", last_name="Durand")
+
+
+def client_for(user, **headers) -> Client:
+    """A test client signed in as ``user`` (password and second factor)."""
+    client = Client(**headers)
+    login(client, user)
+    return client
+
+
+def mailbox_of(user) -> Mailbox:
+    """The personal mailbox of ``user``."""
+    return Mailbox.objects.get(owner=user)
 
 
 @pytest.fixture

@@ -201,16 +201,27 @@ def second_factor_verify(*, user: User, code: str, meta: RequestMeta):
         else:
             throttling.throttle_clear(kind=AuthFailureKind.CODE, email=user.email, ip=meta.ip)
             is_backup = isinstance(device, BackupCodeDevice)
-            record(
+            completed = record(
                 event=Event.BACKUP_CODE_USED if is_backup else Event.SECOND_FACTOR_SUCCEEDED,
                 actor=user,
                 meta=meta,
                 extra={"device": device.persistent_id}
                 | ({"remaining": device.remaining} if is_backup else {}),
             )
+            _suspicious_login_check_on_commit(user_id=user.pk, completed_event_id=completed.pk)
     if device is None:
         raise InvalidCode(_("Code incorrect ou déjà utilisé."))
     return device
+
+
+def _suspicious_login_check_on_commit(*, user_id: int, completed_event_id: int) -> None:
+    """Once the login is committed, a task tells the user if it looks unusual (new device or
+    address, failures before it): see ``notices.suspicious_login_email_send``."""
+    from apps.accounts.tasks import notify_suspicious_login
+
+    transaction.on_commit(
+        lambda: notify_suspicious_login.delay(user_id, completed_event_id), robust=True
+    )
 
 
 def _matching_device(*, user: User, code: str):

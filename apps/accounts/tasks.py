@@ -21,3 +21,8 @@ def sessions_cleanup() -> int:
 @shared_task(name="accounts.notify_audit_integrity_failure", acks_late=True)
 def notify_audit_integrity_failure(user_id: int, problem: str) -> None:
     notices.audit_integrity_failure_email_send(user_id=user_id, problem=problem)
+
+
+@shared_task(name="accounts.notify_suspicious_login", acks_late=True)
+def notify_suspicious_login(user_id: int, completed_event_id: int) -> None:
+    notices.suspicious_login_email_send(user_id=user_id, completed_event_id=completed_event_id)

@@ -51,6 +51,7 @@ __all__ = [
     "blob_open",
     "blob_read_verified",
     "blob_store",
+    "blob_write",
     "storage_key_rotate",
 ]
 
@@ -88,6 +89,21 @@ def blob_store(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
     and no database transaction is held during that write: a crash in between leaves a file
     without a row, which nobody can decrypt (its data key was never saved).
     """
+    blob = blob_write(source=source, max_size=max_size)
+    try:
+        blob.save(force_insert=True)
+    except BaseException:
+        blob_storage().delete(blob.name)
+        raise
+    return blob
+
+
+def blob_write(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
+    """The first half of ``blob_store``: the ciphertext written to storage and its row, **not
+    saved**. The caller saves it (``save()`` or ``bulk_create``, typically in the transaction
+    that also saves what refers to it: one commit for many objects) or, if that fails, deletes
+    the file with ``blob_storage().delete(blob.name)``. Until the row is committed the object
+    cannot be decrypted by anyone (its wrapped data key exists only in this instance)."""
     key_id = conf.active_key_id()
     master_key = conf.storage_keys()[key_id]
     name = _new_name()
@@ -109,22 +125,19 @@ def blob_store(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
         ciphertext_size = spool.tell()
         spool.seek(0)
         saved = storage.save(name, File(spool, name=name))
-    try:
-        if saved != name:  # the name is authenticated: a renamed object could not be read back
-            raise BlobError("The storage renamed the object.", extra={"name": saved})
-        return StoredBlob.objects.create(
-            name=name,
-            key_id=key_id,
-            wrapped_key=crypto.wrap_key(master_key, data_key, name=name),
-            nonce_prefix=nonce_prefix,
-            chunk_size=chunk_size,
-            size=size,
-            plaintext_mac=mac.hexdigest(),
-            ciphertext_size=ciphertext_size,
-        )
-    except BaseException:
+    if saved != name:  # the name is authenticated: a renamed object could not be read back
         storage.delete(saved)
-        raise
+        raise BlobError("The storage renamed the object.", extra={"name": saved})
+    return StoredBlob(
+        name=name,
+        key_id=key_id,
+        wrapped_key=crypto.wrap_key(master_key, data_key, name=name),
+        nonce_prefix=nonce_prefix,
+        chunk_size=chunk_size,
+        size=size,
+        plaintext_mac=mac.hexdigest(),
+        ciphertext_size=ciphertext_size,
+    )
 
 
 def _cipher(blob: StoredBlob, keys: dict[str, bytes] | None = None) -> crypto.ChunkCipher:

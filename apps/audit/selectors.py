@@ -311,20 +311,40 @@ def _first_login_id(user_id: int) -> int | None:
     )
 
 
-def _unusual(row: AuditEvent, *, window: list[tuple[str | None, str]], first: bool) -> str:
+# Why a successful login looks unusual: a code (kept in the notice's audit row) and its label.
+UNUSUAL_NEW_DEVICE = "new_device"
+UNUSUAL_NEW_IP = "new_ip"
+UNUSUAL_FAILURES = "failures"
+UNUSUAL_LABELS = {
+    UNUSUAL_NEW_DEVICE: _("Nouvel appareil"),
+    UNUSUAL_NEW_IP: _("Nouvelle adresse IP"),
+    UNUSUAL_FAILURES: _("Plusieurs échecs avant la connexion"),
+}
+
+
+def _unusual_code(row: AuditEvent, *, window: list[tuple[str | None, str]], first: bool) -> str:
     """Why a successful login looks unusual ("" if it does not): its device or its address was
     not seen in the logins of the 30 days before it. The account's first login is not."""
     if first:
         return ""
     if device_summary(row.user_agent) not in {device_summary(ua) for _ip, ua in window}:
-        return str(_("Nouvel appareil"))
+        return UNUSUAL_NEW_DEVICE
     if canonical_ip(row.ip) not in {canonical_ip(ip) for ip, _ua in window}:
-        return str(_("Nouvelle adresse IP"))
+        return UNUSUAL_NEW_IP
     return ""
 
 
-def login_unusual_reason(*, event: AuditEvent) -> str:
-    """For one successful login (the notice task): why it looks unusual, or "". Two queries."""
+def _unusual(row: AuditEvent, *, window: list[tuple[str | None, str]], first: bool) -> str:
+    code = _unusual_code(row, window=window, first=first)
+    return str(UNUSUAL_LABELS[code]) if code else ""
+
+
+def login_unusual_code(*, event: AuditEvent, until_id: int | None = None) -> str:
+    """For one successful login (``LOGIN_SUCCEEDED``, the password step), why it looks unusual:
+    ``UNUSUAL_NEW_DEVICE`` or ``UNUSUAL_NEW_IP`` (not seen in the logins of the 30 days
+    before), ``UNUSUAL_FAILURES`` (several failed attempts since the previous successful
+    login, up to ``until_id``, the row that completed this login: its code failures count), or
+    "". Four queries at most."""
     if event.event not in _LOGINS or event.actor_id is None:
         return ""
     window = list(
@@ -335,7 +355,29 @@ def login_unusual_reason(*, event: AuditEvent) -> str:
             id__lt=event.pk,
         ).values_list("ip", "user_agent")[:1000]
     )
-    return _unusual(event, window=window, first=_first_login_id(event.actor_id) == event.pk)
+    code = _unusual_code(event, window=window, first=_first_login_id(event.actor_id) == event.pk)
+    if code:
+        return code
+    previous = (
+        AuditEvent.objects.filter(actor_id=event.actor_id, event__in=_LOGINS, id__lt=event.pk)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    failures = AuditEvent.objects.filter(
+        actor_id=event.actor_id,
+        event__in=_FAILURES,
+        created_at__gte=event.created_at - SUSPICIOUS_LOOKBACK,
+        id__gt=previous or 0,
+        id__lt=max(until_id or 0, event.pk),
+    )
+    return UNUSUAL_FAILURES if failures.count() >= FAILURES_IN_A_ROW else ""
+
+
+def login_unusual_reason(*, event: AuditEvent, until_id: int | None = None) -> str:
+    """The French label of ``login_unusual_code``, or ""."""
+    code = login_unusual_code(event=event, until_id=until_id)
+    return str(UNUSUAL_LABELS[code]) if code else ""
 
 
 # --- Message trace ------------------------------------------------------------------------------

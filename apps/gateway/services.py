@@ -29,9 +29,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.attachments.models import StoredBlob
-from apps.attachments.services import blob_bytes, blob_delete, blob_store
+from apps.attachments.services import blob_bytes, blob_storage, blob_write
 from apps.audit.events import Event
-from apps.audit.services import record
+from apps.audit.services import AuditEntry, record, record_many
 from apps.core.exceptions import ApplicationError
 from apps.core.request_meta import RequestMeta
 from apps.delivery.receipts import receipt_absorb
@@ -96,7 +96,7 @@ def inbound_accept(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
     """Store ``raw`` encrypted and its envelope, committed, and enqueue its ingestion.
 
     Any exception means nothing was kept (the caller answers ``451``): the ciphertext written
-    before a failed row is deleted again, and could not be decrypted anyway without its row.
+    before a failed commit is deleted again, and could not be decrypted anyway without its row.
     """
     blob = inbound_store_raw(raw=raw)
     try:
@@ -107,58 +107,90 @@ def inbound_accept(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
 
 
 def inbound_store_raw(*, raw: bytes) -> StoredBlob:
-    """The first half of accepting: the encrypted raw source (its own short transaction)."""
-    return blob_store(source=io.BytesIO(raw))
+    """The first half of accepting: the encrypted raw source written to storage, outside any
+    transaction. Its ``StoredBlob`` row is **not saved**: ``inbound_commit`` saves it with the
+    message's row (one commit for both, and for a whole group of messages)."""
+    return blob_write(source=io.BytesIO(raw))
 
 
 def inbound_discard(*, blob: StoredBlob) -> None:
-    """Delete the raw of a message whose commit failed (best effort: without its row, the
-    ciphertext cannot be decrypted anyway)."""
+    """Delete the ciphertext of a message whose commit failed (best effort: without its row,
+    it cannot be decrypted anyway). Kept if its row exists after all (the commit went through
+    but its acknowledgement was lost): the peer, answered ``451``, sends a copy again, which
+    ingestion records as a duplicate."""
     with contextlib.suppress(Exception):
-        blob_delete(blob)
+        if not StoredBlob.objects.filter(name=blob.name).exists():
+            blob_storage().delete(blob.name)
 
 
 def inbound_commit(
-    *, items: Sequence[tuple[bytes, StoredBlob, InboundEnvelope]]
+    *, items: Sequence[tuple[bytes, StoredBlob, InboundEnvelope]], enqueue: bool = True
 ) -> list[InboundMessage]:
-    """The second half: the ``InboundMessage`` rows of already stored raws, their audit events
-    and ingestion, in **one** transaction (the gateway groups the messages that finished their
-    data meanwhile: the audit chain serialises commits, so one commit for several messages is
-    what lets acceptance scale). Raises if anything fails: then nothing was committed, and the
-    caller decides what becomes of the blobs."""
+    """The second half: the raws' ``StoredBlob`` rows, the ``InboundMessage`` rows and their
+    audit events (one per message), in **one** transaction of a few multi-row INSERTs (the
+    gateway groups the messages that finished their data meanwhile: the audit chain serialises
+    commits, so one commit for several messages is what lets acceptance scale). Raises if
+    anything fails: then nothing was committed, and the caller decides what becomes of the
+    files. With ``enqueue`` (the default) each row's ingestion is enqueued once committed;
+    otherwise the caller does it with ``inbound_enqueue``."""
+    blobs = [blob for _raw, blob, _envelope in items]
+    for blob in blobs:
+        blob.pk = None  # a failed earlier attempt may have set it before rolling back
     with transaction.atomic():
-        rows = [
-            InboundMessage.objects.create(
-                raw=blob,
-                sha256=hashlib.sha256(raw).hexdigest(),
-                size=len(raw),
-                message_id=header_message_id(raw),
-                mail_from=envelope.mail_from[:320],
-                rcpt_tos=list(envelope.rcpt_tos),
-                protocol=envelope.protocol,
-                peer_ip=envelope.peer_ip,
-                helo=_UNPRINTABLE.sub("?", envelope.helo)[:255],
-                tls_version=envelope.tls_version[:16],
-                tls_cipher=envelope.tls_cipher[:100],
-                client_cert_dn=envelope.client_cert_dn[:1000],
-            )
-            for raw, blob, envelope in items
-        ]
-        for inbound in rows:
-            record(
-                event=Event.INBOUND_ACCEPTED,
-                target=inbound,
-                meta=RequestMeta(ip=inbound.peer_ip),
-                extra={
-                    "size": inbound.size,
-                    "recipients": len(inbound.rcpt_tos),
-                    "protocol": inbound.protocol,
-                    "tls": inbound.tls_version,
-                    "client_dn": inbound.client_cert_dn,
-                },
-            )
-            _enqueue_on_commit(inbound.pk)
+        StoredBlob.objects.bulk_create(blobs)
+        rows = InboundMessage.objects.bulk_create(
+            [
+                InboundMessage(
+                    raw=blob,
+                    sha256=hashlib.sha256(raw).hexdigest(),
+                    size=len(raw),
+                    message_id=header_message_id(raw),
+                    mail_from=envelope.mail_from[:320],
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    protocol=envelope.protocol,
+                    peer_ip=envelope.peer_ip,
+                    helo=_UNPRINTABLE.sub("?", envelope.helo)[:255],
+                    tls_version=envelope.tls_version[:16],
+                    tls_cipher=envelope.tls_cipher[:100],
+                    client_cert_dn=envelope.client_cert_dn[:1000],
+                )
+                for raw, blob, envelope in items
+            ]
+        )
+        record_many(
+            entries=[
+                AuditEntry(
+                    event=Event.INBOUND_ACCEPTED,
+                    target=inbound,
+                    meta=RequestMeta(ip=inbound.peer_ip),
+                    extra={
+                        "size": inbound.size,
+                        "recipients": len(inbound.rcpt_tos),
+                        "protocol": inbound.protocol,
+                        "tls": inbound.tls_version,
+                        "client_dn": inbound.client_cert_dn,
+                    },
+                )
+                for inbound in rows
+            ]
+        )
+        if enqueue:
+            for inbound in rows:
+                _enqueue_on_commit(inbound.pk)
     return rows
+
+
+def inbound_enqueue(*, inbound_ids: Sequence[int]) -> None:
+    """Enqueue the ingestion of committed rows (best effort: a row the broker loses is found
+    by ``inbound_sweep``)."""
+    from apps.gateway import tasks
+
+    for inbound_id in inbound_ids:
+        try:
+            tasks.ingest.delay(inbound_id)
+        except Exception as exc:
+            logger.warning("inbound ingestion not enqueued", extra={"error": type(exc).__name__})
+            return
 
 
 def inbound_refusal_record(

@@ -10,7 +10,7 @@ class PreferenceForm(forms.ModelForm):
         model = NotificationPreference
         fields = [
             "events", "push_enabled", "push_content", "digest", "quiet_start", "quiet_end",
-            "email_enabled", "personal_email", "sms_enabled", "phone",
+            "email_enabled", "personal_email", "sms_enabled", "phone", "suspicious_login_email",
         ]  # fmt: skip
         widgets = {
             "events": forms.RadioSelect,
@@ -30,6 +30,10 @@ class PreferenceForm(forms.ModelForm):
             "personal_email": _("Recevra seulement « un message urgent vous attend, "
                                 "connectez-vous », jamais le contenu."),
             "phone": _("Mobile, par exemple 06 12 34 56 78. Même règle : aucun contenu."),
+            "suspicious_login_email": _("Nouvel appareil, nouvelle adresse IP ou plusieurs "
+                                        "échecs avant la connexion : un e-mail à l'adresse de "
+                                        "votre compte, avec l'heure, l'adresse IP et "
+                                        "l'appareil."),
         }  # fmt: skip
 
     def clean_phone(self) -> str:

@@ -84,6 +84,10 @@ class NotificationPreference(models.Model):
     personal_email = models.EmailField(_("adresse e-mail personnelle"), blank=True)
     sms_enabled = models.BooleanField(_("avis par SMS pour les urgences"), default=False)
     phone = models.CharField(_("téléphone mobile"), max_length=20, blank=True)
+    # To the account's own address (never the personal one): time, address and device only.
+    suspicious_login_email = models.BooleanField(
+        _("m'avertir par e-mail d'une connexion inhabituelle à mon compte"), default=True
+    )
     last_digest_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 

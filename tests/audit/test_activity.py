@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -20,7 +19,7 @@ from apps.audit.services import record
 from apps.core.request_meta import RequestMeta
 from apps.mailbox.models import Mailbox
 from apps.mailbox.services import Address, message_send
-from tests.conftest import PASSWORD, login, make_user
+from tests.conftest import PASSWORD, client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -30,22 +29,6 @@ SAFARI_IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1"
 )
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user(first_name="Bob", last_name="Durand")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    login(client, user)
-    return client
 
 
 def password_login(user, *, ip="192.0.2.10", ua=FIREFOX_WINDOWS, password=PASSWORD):

@@ -21,7 +21,7 @@ from apps.core.request_meta import RequestMeta
 from apps.mailbox.models import Mailbox, MailboxKind, MailboxMembership
 from apps.mailbox.services import Address, message_send
 from apps.trustlist.services import trustlist_import
-from tests.conftest import DOMAIN, PASSWORD, login, make_user
+from tests.conftest import DOMAIN, PASSWORD, login
 from tests.trustlist.conftest import SAMPLE
 
 pytestmark = pytest.mark.django_db
@@ -34,16 +34,6 @@ def staff_client(staff_user):
     client = Client()
     login(client, staff_user)
     return client
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user(first_name="Bob", last_name="Durand")
 
 
 def search(client, **criteria):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pypdfium2
 import pytest
-from django.test import Client
 
 from apps.audit.events import Event
 from apps.audit.exports import export_verify
@@ -18,7 +17,8 @@ from apps.delivery.receipts import receipt_absorb
 from apps.ingestion.parse import parse_message
 from apps.mailbox.models import FolderKind, Mailbox, MailboxKind, MailboxMembership, Message
 from apps.mailbox.services import Address, message_send, messages_delete, messages_move
-from tests.conftest import DOMAIN, login, make_user
+from tests.conftest import DOMAIN, client_for, make_user
+from tests.conftest import mailbox_of as box
 from tests.delivery import conftest as delivery_fixtures
 from tests.delivery.conftest import PEER_DOMAIN, Behaviour
 
@@ -30,26 +30,6 @@ trusted_peer = delivery_fixtures.trusted_peer
 
 FIXTURES = Path(__file__).parent.parent / "ingestion" / "fixtures"
 DOCTOR = f"jacques.bideault@{PEER_DOMAIN}"
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user(first_name="Bob", last_name="Durand")
-
-
-def box(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
-
-
-def client_for(user) -> Client:
-    client = Client()
-    login(client, user)
-    return client
 
 
 def trace_url(message: Message, suffix: str = "") -> str:

@@ -13,24 +13,15 @@ from apps.audit.models import AuditEvent
 from apps.delivery import services
 from apps.delivery.models import DeliveryStatus, OutboundDelivery
 from apps.ingestion.parse import parse_message
-from apps.mailbox.models import FolderKind, Mailbox, Message
+from apps.mailbox.models import FolderKind, Message
 from apps.mailbox.services import Address, message_send
-from tests.conftest import make_user
+from tests.conftest import mailbox_of
 
 from .conftest import PEER_DOMAIN, Behaviour, free_port
 
 pytestmark = pytest.mark.django_db
 
 DOCTOR = f"jacques.bideault@{PEER_DOMAIN}"
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-def mailbox_of(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
 
 
 def send(user, *, to=(DOCTOR,), cc=(), bcc=(), read_receipt=False, capture=None) -> Message:

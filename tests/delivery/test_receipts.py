@@ -19,9 +19,10 @@ from apps.delivery.models import (
 )
 from apps.delivery.receipts import receipt_absorb
 from apps.ingestion.parse import parse_message
-from apps.mailbox.models import FolderKind, Mailbox, Message
+from apps.mailbox.models import FolderKind, Message
 from apps.mailbox.services import Address, message_deliver_raw, message_send
-from tests.conftest import login, make_user
+from tests.conftest import client_for
+from tests.conftest import mailbox_of as box
 
 from .conftest import PEER_DOMAIN, Behaviour
 
@@ -30,26 +31,6 @@ pytestmark = pytest.mark.django_db
 FIXTURES = Path(__file__).parent.parent / "ingestion" / "fixtures"
 DOCTOR = f"jacques.bideault@{PEER_DOMAIN}"
 COMPOSE = "/messagerie/ecrire/"
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user(first_name="Bob", last_name="Durand")
-
-
-def box(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
-
-
-def client_for(user) -> Client:
-    client = Client()
-    login(client, user)
-    return client
 
 
 def send(user, to, *, read_receipt=False) -> Message:

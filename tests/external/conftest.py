@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.test import Client
 
-from apps.mailbox.models import Mailbox
 from apps.notifications.sms import LocmemBackend
-from tests.conftest import login, make_user
+from tests.conftest import make_user
 from tests.delivery.conftest import (  # noqa: F401 - start_peer, trusted_peer: fixtures
     Behaviour,
     Handler,
@@ -103,16 +101,6 @@ def _sms(settings):
 @pytest.fixture
 def dentist(db):
     return make_user(first_name="Claire", last_name="Morel")
-
-
-def mailbox_of(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
-
-
-def client_for(user) -> Client:
-    client = Client()
-    login(client, user)
-    return client
 
 
 @dataclass

@@ -9,7 +9,8 @@ from apps.delivery.models import OutboundDelivery
 from apps.directory.services import contact_save
 from apps.external.services import contact_key_import
 from apps.mailbox.models import FolderKind, Message
-from tests.external.conftest import ALICE, NOKEY, client_for, mailbox_of
+from tests.conftest import client_for, mailbox_of
+from tests.external.conftest import ALICE, NOKEY
 
 COMPOSE = "/messagerie/ecrire/"
 TEXT = "Bonjour,\nvoici le compte rendu de la séance.\n"

@@ -8,8 +8,8 @@ from apps.directory.services import contact_save
 from apps.external import openpgp
 from apps.external.models import ContactKey
 from apps.external.services import contact_key_import, contact_key_remove
-from tests.conftest import make_user
-from tests.external.conftest import ALICE, OLD, REVOKED, SIGN_ONLY, client_for
+from tests.conftest import client_for, make_user
+from tests.external.conftest import ALICE, OLD, REVOKED, SIGN_ONLY
 
 
 @pytest.fixture

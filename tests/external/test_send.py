@@ -30,8 +30,9 @@ from apps.mailbox.services import (
     message_send,
 )
 from apps.notifications.sms import LocmemBackend
+from tests.conftest import mailbox_of
 from tests.delivery.conftest import Behaviour
-from tests.external.conftest import ALICE, NOKEY, mailbox_of
+from tests.external.conftest import ALICE, NOKEY
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 200 + b"\n%%EOF\n"
 SUBJECT = "Bilan parodontal de Mme Lefèvre"

@@ -18,6 +18,7 @@ from apps.audit.models import AuditEvent
 from apps.mailbox import services
 from apps.mailbox.models import FolderKind, HealthDocument, Mailbox, Message
 from tests.conftest import login, make_user
+from tests.conftest import mailbox_of as box
 
 pytestmark = pytest.mark.django_db
 
@@ -29,19 +30,10 @@ DOC = "IHE_XDM/SUBSET01/DOC0001.XML"
 
 
 @pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
 def alice_client(alice):
     client = Client()
     login(client, alice)
     return client
-
-
-def box(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
 
 
 def deliver(mailbox: Mailbox, raw: bytes) -> Message:

@@ -1,37 +1,16 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import reverse
 
 from apps.attachments.services import blob_bytes
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
 from apps.mailbox.models import FolderKind, Mailbox, MailboxKind, MailboxMembership, Message
-from tests.conftest import login, make_user
+from tests.conftest import client_for, mailbox_of, make_user
 
 pytestmark = pytest.mark.django_db
 
 COMPOSE = "/messagerie/ecrire/"
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user(first_name="Bob", last_name="Durand")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    login(client, user)
-    return client
-
-
-def mailbox_of(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
 
 
 def send(client, user, to, **extra):

@@ -7,20 +7,19 @@ from email import message_from_bytes, policy
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from apps.attachments.services import blob_bytes
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
 from apps.delivery.models import DeliveryStatus, OutboundDelivery
 from apps.mailbox import patients
-from apps.mailbox.models import FolderKind, Mailbox, Message, PatientRecipient
+from apps.mailbox.models import FolderKind, Message, PatientRecipient
 from apps.mailbox.patients import InsInvalid, ins_from_address, ins_validate, patient_address
 from apps.mailbox.services import message_deliver_raw
 from apps.trustlist.dn import dn_canonical
 from apps.trustlist.models import TrustedEntry, TrustList
 from apps.trustlist.routing import Route
-from tests.conftest import login, make_user
+from tests.conftest import client_for, mailbox_of
 from tests.delivery.conftest import start_peer, trusted_peer  # noqa: F401 - fixtures
 from tests.pki import PEER_DN
 
@@ -93,26 +92,6 @@ def test_patient_headers_follow_the_mssante_rules():
 
 
 # --- Compose ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user(first_name="Bob", last_name="Durand")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    login(client, user)
-    return client
-
-
-def mailbox_of(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
 
 
 def patient_post(client, user, **extra):

@@ -12,7 +12,6 @@ from email.message import EmailMessage
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
 from django.urls import reverse
 
 from apps.attachments.services import blob_storage
@@ -20,7 +19,7 @@ from apps.audit.events import Event
 from apps.audit.models import AuditEvent
 from apps.mailbox import preview, services
 from apps.mailbox.models import Mailbox
-from tests.conftest import login, make_user
+from tests.conftest import client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -89,17 +88,6 @@ def tiny_png(width: int = 3, height: int = 2) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    login(client, user)
-    return client
 
 
 def deliver(user, filename: str, data: bytes, content_type: str):

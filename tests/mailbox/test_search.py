@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 from django.http import Http404
-from django.test import Client
 from django.urls import reverse
 
 from apps.mailbox import services
@@ -21,7 +20,7 @@ from apps.mailbox.search import (
     SENDER,
     message_search,
 )
-from tests.conftest import login, make_user
+from tests.conftest import client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -29,11 +28,6 @@ POSTGRES = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL only (stemming, indexes)"
 )
 PARIS = ZoneInfo("Europe/Paris")
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
 
 
 @pytest.fixture
@@ -74,12 +68,6 @@ def found(user, mailbox: Mailbox, query: str = "", **filters) -> list[int]:
 
 def search_url(mailbox: Mailbox) -> str:
     return reverse("mailbox:search", args=[mailbox.pk])
-
-
-def client_for(user) -> Client:
-    client = Client()
-    login(client, user)
-    return client
 
 
 def test_words_are_found_in_subject_body_sender_recipients_and_attachment_names(alice, box):

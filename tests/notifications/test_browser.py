@@ -124,7 +124,9 @@ IPHONE_SAFARI = (
 )
 
 
-def test_add_to_home_screen_hint_on_an_iphone_can_be_dismissed(browser, live_server, viewport):
+def test_add_to_home_screen_hint_on_an_iphone_can_be_dismissed(
+    browser, live_server, viewport, allow_audit_flush
+):
     user = make_user()
     context = browser.new_context(
         base_url=live_server.url, locale="fr-FR", user_agent=IPHONE_SAFARI,

@@ -21,27 +21,14 @@ from apps.notifications.models import (
     PushContent,
     PushSubscription,
 )
-from tests.conftest import DOMAIN, make_user
+from tests.conftest import DOMAIN
+from tests.conftest import mailbox_of as box
 from tests.notifications.pushservice import verify_vapid
 
 pytestmark = pytest.mark.django_db
 
 SUBJECT = "IRM du genou droit de M. Jean Dupont"
 BODY = "Lésion du ménisque interne, kyste poplité. Patient né le 12/03/1961."
-
-
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user(first_name="Bob", last_name="Durand")
-
-
-def box(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
 
 
 def deliver(sender, recipient, *, urgent: bool = False, subject: str = SUBJECT) -> Message:

@@ -5,10 +5,10 @@ from email.parser import BytesParser
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.mailbox.models import Mailbox, Message
+from apps.mailbox.models import Message
 from apps.mailbox.services import Address, OutgoingFile, message_send
 from apps.notifications.sms import LocmemBackend
-from tests.conftest import make_user
+from tests.conftest import mailbox_of
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 300 + b"\n%%EOF\n"
 SUBJECT = "Bilan parodontal de Mme Lefèvre"
@@ -18,26 +18,12 @@ EXTERNAL = "someone@gmail.example"
 LINK_RE = re.compile(r"https?://\S+?/lien/([A-Za-z0-9_-]+)/")
 
 
-@pytest.fixture
-def alice(db):
-    return make_user(first_name="Alice", last_name="Martin")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user(first_name="Bob", last_name="Durand")
-
-
 @pytest.fixture(autouse=True)
 def _sms(settings):
     settings.SMS_BACKEND = "apps.notifications.sms.LocmemBackend"
     LocmemBackend.outbox.clear()
     yield
     LocmemBackend.outbox.clear()
-
-
-def mailbox_of(user) -> Mailbox:
-    return Mailbox.objects.get(owner=user)
 
 
 def send_message(sender, colleague, *, html: str = "", with_pdf: bool = True) -> Message:
