@@ -4,6 +4,7 @@ An SMS only ever says that a secure message is waiting ("connectez-vous"): no se
 patient or body. The operator plugs in its provider by writing a class with the same ``send``.
 """
 
+import abc
 import json
 import logging
 import re
@@ -40,9 +41,11 @@ def redact_phone(phone: str) -> str:
     return phone[:4] + "…" + phone[-2:] if len(phone) > 6 else "…"
 
 
-class BaseBackend:
-    def send(self, *, phone: str, text: str) -> None:
-        raise NotImplementedError
+class BaseBackend(abc.ABC):
+    """What an SMS gateway offers: send ``text`` (never health data) to ``phone`` (E.164)."""
+
+    @abc.abstractmethod
+    def send(self, *, phone: str, text: str) -> None: ...
 
 
 class ConsoleBackend(BaseBackend):
