@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import format_datetime
 
 from apps.ingestion.build import PARIS, SMTP_POLICY, make_message_id
@@ -33,13 +35,32 @@ class FailedRecipient:
 
 def original_headers(raw: bytes) -> str:
     """The headers of ``raw`` worth repeating, one per line (CRLF), unfolded."""
-    headers = BytesHeaderParser(policy=SMTP_POLICY).parsebytes(raw)
+    # compat32 keeps each value as it travelled (RFC 2047 encoded words untouched): the part is
+    # text/rfc822-headers, plain ASCII, whatever language the subject was written in.
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
     lines = []
     for name in ORIGINAL_HEADERS:
         value = headers.get(name)
-        if value is not None:
-            lines.append(f"{name}: {' '.join(str(value).split())}")
+        if value is None:
+            continue
+        value = " ".join(str(value).split())
+        try:
+            value.encode("ascii")
+        except UnicodeEncodeError:  # raw 8-bit (UTF-8) header: encode it as RFC 2047 words
+            value = Header(_eight_bit_text(value), "utf-8").encode()
+        lines.append(f"{name}: {value}")
     return "\r\n".join(lines) + "\r\n"
+
+
+def _eight_bit_text(value: str) -> str:
+    """The text of a header that travelled as raw 8-bit bytes (read as escaped or Latin-1
+    characters by the parser), assuming UTF-8 as peers send it."""
+    for encoding, errors in (("ascii", "surrogateescape"), ("latin-1", "strict")):
+        try:
+            return value.encode(encoding, errors).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+    return value
 
 
 def _block(**fields: str) -> Message:
