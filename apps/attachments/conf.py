@@ -17,6 +17,7 @@ This module imports nothing of the project, so settings.py may import ``parse_st
 import base64
 import binascii
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -119,7 +120,14 @@ def _dev_key(path: Path) -> bytes:
                 os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    key = base64.b64decode(path.read_text().strip(), validate=True)
+    stat = path.stat()  # the file is read again only when it was replaced
+    return _read_key(str(path), stat.st_ino, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_key(path: str, _inode: int, _mtime_ns: int) -> bytes:
+    """The key in ``path``: read once per version of the file, not for every stored object."""
+    key = base64.b64decode(Path(path).read_text().strip(), validate=True)
     if len(key) != KEY_BYTES:
         raise ImproperlyConfigured(f"{path} does not hold a {KEY_BYTES}-byte key; delete it.")
     return key
