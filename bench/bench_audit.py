@@ -4,10 +4,12 @@
     .venv/bin/python bench/bench_audit.py verify --rows 1000000
 
 ``writers``: ``record()`` inside a request-like transaction (an UPDATE of the writer's own row,
-then ``record()``, then COMMIT), with 1 and 8 concurrent writer threads (one connection each),
-against the same transaction without ``record()``. Reports p50/p95/p99 of ``record()`` itself
-(advisory-lock wait + head read + insert), of the whole transaction with and without it, and
-events per second.
+then ``record()``, then COMMIT), with 1 and 8 concurrent writer processes (one connection each,
+as web workers),
+against the same transaction without ``record()``, while a sealer thread runs ``seal()`` every
+``--seal-interval`` seconds as the beat task does. Reports p50/p95/p99 of ``record()`` itself
+(one INSERT of an unsealed row), of the whole transaction with and without it, events per second,
+and the sealer's runs (events sealed, time per run, events sealed per second of sealing).
 
 ``verify``: loads ``--rows`` valid chained rows (hashes computed in Python with the project's
 ``compute_row_hash``, streamed to PostgreSQL with COPY; the secondary indexes are built after the
@@ -56,51 +58,89 @@ def migrate() -> None:
 # --- Writers ----------------------------------------------------------------------------------
 
 
-def run_writers(writers: int, events: int, *, with_record: bool) -> dict:
+def _writer(n: int, per_writer: int, with_record: bool, think: float, barrier, results) -> None:
+    """One writer process (a web worker): its own connection, request-like transactions."""
     from django.db import connection, transaction
 
     from apps.audit.events import Event
     from apps.audit.services import record
 
-    per_writer = events // writers
-    record_times: list[float] = []
-    tx_times: list[float] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(writers + 1)
+    record_times, tx_times = [], []
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_request VALUES (%s, 0) ON CONFLICT DO NOTHING", [n])
+    barrier.wait()
+    for i in range(per_writer):
+        start = time.perf_counter()
+        with transaction.atomic():
+            with connection.cursor() as cursor:  # the request's own change
+                cursor.execute("UPDATE bench_request SET n = n + 1 WHERE id = %s", [n])
+            if with_record:
+                before = time.perf_counter()
+                record(
+                    event=Event.MESSAGE_READ,
+                    actor_label=f"writer{n}@example.org",
+                    target=("mailbox.message", n * 1_000_000 + i),
+                    extra={"mailbox": n},
+                )
+                record_times.append(time.perf_counter() - before)
+        tx_times.append(time.perf_counter() - start)
+        if think:
+            time.sleep(think)  # the rest of the request: templates, other queries, the network
+    connection.close()
+    results.put((record_times, tx_times))
 
-    def work(n: int) -> None:
-        mine_record, mine_tx = [], []
-        with connection.cursor() as cursor:
-            cursor.execute("INSERT INTO bench_request VALUES (%s, 0) ON CONFLICT DO NOTHING", [n])
-        barrier.wait()
-        for i in range(per_writer):
-            start = time.perf_counter()
-            with transaction.atomic():
-                with connection.cursor() as cursor:  # the request's own change
-                    cursor.execute("UPDATE bench_request SET n = n + 1 WHERE id = %s", [n])
-                if with_record:
-                    before = time.perf_counter()
-                    record(
-                        event=Event.MESSAGE_READ,
-                        actor_label=f"writer{n}@example.org",
-                        target=("mailbox.message", n * 1_000_000 + i),
-                        extra={"mailbox": n},
-                    )
-                    mine_record.append(time.perf_counter() - before)
-            mine_tx.append(time.perf_counter() - start)
-        with lock:
-            record_times.extend(mine_record)
-            tx_times.extend(mine_tx)
+
+def run_writers(
+    writers: int, events: int, *, with_record: bool, seal_interval: float, think: float = 0.0
+) -> dict:
+    """``writers`` processes (forked, as web workers are separate processes: no shared GIL)
+    and, in this process, a sealer thread running every ``seal_interval`` seconds."""
+    import multiprocessing
+
+    from django.db import connection
+
+    from apps.audit.services import seal
+
+    per_writer = events // writers
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(writers + 1)
+    results = context.Queue()
+    connection.close()  # not shared with the children
+    processes = [
+        context.Process(target=_writer, args=(n, per_writer, with_record, think, barrier, results))
+        for n in range(writers)
+    ]
+    for process in processes:
+        process.start()
+
+    seal_runs: list[tuple[int, float]] = []
+    done = threading.Event()
+
+    def sealer() -> None:
+        while not done.wait(seal_interval):
+            before = time.perf_counter()
+            count = seal()
+            seal_runs.append((count, time.perf_counter() - before))
         connection.close()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
+    sealing = threading.Thread(target=sealer)
+    sealing.start()
     barrier.wait()
     start = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    record_times: list[float] = []
+    tx_times: list[float] = []
+    for _ in processes:
+        mine_record, mine_tx = results.get()
+        record_times.extend(mine_record)
+        tx_times.extend(mine_tx)
     elapsed = time.perf_counter() - start
+    for process in processes:
+        process.join()
+    done.set()
+    sealing.join()
+    before = time.perf_counter()
+    seal_runs.append((seal(), time.perf_counter() - before))  # what the last interval left
+    connection.close()
     result = {
         "writers": writers,
         "transactions": len(tx_times),
@@ -109,6 +149,15 @@ def run_writers(writers: int, events: int, *, with_record: bool) -> dict:
     }
     if with_record:
         result["record"] = percentiles(record_times)
+        sealed = sum(count for count, _ in seal_runs)
+        busy = sum(seconds for _, seconds in seal_runs)
+        result["sealer"] = {
+            "interval_s": seal_interval,
+            "runs": len(seal_runs),
+            "events_sealed": sealed,
+            "max_run_ms": round(max(seconds for _, seconds in seal_runs) * 1000, 1),
+            "events_per_s_of_sealing": round(sealed / busy) if busy else None,
+        }
     return result
 
 
@@ -120,9 +169,12 @@ def writers_main(args) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE bench_request (id int PRIMARY KEY, n int NOT NULL)")
     results = []
-    for writers in (1, 8):
-        baseline = run_writers(writers, args.events, with_record=False)
-        audited = run_writers(writers, args.events, with_record=True)
+    # Back to back (the machine saturated: 8 processes and their 8 backends on the cores), then
+    # paced: each writer spends --think-ms between transactions, as a request does elsewhere.
+    for writers, think in ((1, 0.0), (8, 0.0), (8, args.think_ms / 1000)):
+        options = {"seal_interval": args.seal_interval, "think": think}
+        baseline = run_writers(writers, args.events, with_record=False, **options)
+        audited = run_writers(writers, args.events, with_record=True, **options)
         added = {
             key: round(audited["transaction"][key] - baseline["transaction"][key], 3)
             for key in ("p50_ms", "p95_ms", "mean_ms")
@@ -130,6 +182,7 @@ def writers_main(args) -> dict:
         results.append(
             {
                 "writers": writers,
+                "think_ms": think * 1000,
                 "without_record": baseline,
                 "with_record": audited,
                 "added_by_record": added,
@@ -260,6 +313,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     writers = sub.add_parser("writers")
     writers.add_argument("--events", type=int, default=2000)
+    writers.add_argument("--seal-interval", type=float, default=1.0)
+    writers.add_argument("--think-ms", type=float, default=20.0)
     verify = sub.add_parser("verify")
     verify.add_argument("--rows", type=int, default=1_000_000)
     verify.add_argument("--batch-size", type=int, default=5000)

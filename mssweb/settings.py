@@ -490,8 +490,17 @@ AUDIT_ANCHOR_URL = env.str("AUDIT_ANCHOR_URL", default="")
 # Retention (days): audit events (CNIL: about a year for access logs), messages in the Corbeille.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 MAILBOX_TRASH_RETENTION_DAYS = env.int("MAILBOX_TRASH_RETENTION_DAYS", default=30)
+# Events are recorded unsealed and chained by the audit.seal task this often (seconds); see
+# apps/audit/services.py. Traces, exports and checks seal first whatever the interval.
+AUDIT_SEAL_INTERVAL = env.float("AUDIT_SEAL_INTERVAL", default=5.0)
 CELERY_BEAT_SCHEDULE.update(
     {
+        "audit-seal": {
+            "task": "audit.seal",
+            "schedule": timedelta(seconds=AUDIT_SEAL_INTERVAL),
+            # A late run is useless once the next one is queued.
+            "options": {"expires": AUDIT_SEAL_INTERVAL * 2},
+        },
         "audit-anchor-daily": {
             "task": "audit.anchor_daily",
             "schedule": crontab(hour=env.int("AUDIT_DAILY_HOUR", default=2), minute=5),

@@ -21,7 +21,7 @@ from apps.audit.events import Event
 from apps.audit.forms import StaffSearchForm
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import device_summary, event_label, staff_search
-from apps.audit.services import record
+from apps.audit.services import record, seal
 from apps.core.request_meta import RequestMeta
 
 STAFF_PAGE_SIZE = 100
@@ -38,7 +38,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "target_type", "target_id", "detail", "prev_hash", "row_hash",
     ]  # fmt: skip
     fields = readonly_fields
-    ordering = ["-seq"]
+    ordering = ["-id"]
     show_full_result_count = False  # no COUNT(*) over the whole trail on every search
 
     def has_add_permission(self, request) -> bool:
@@ -125,6 +125,7 @@ class AuditEventAdmin(admin.ModelAdmin):
             export_format=export_format,
             meta=RequestMeta.from_request(request),
         )
+        seal()  # exported rows carry their place in the chain and their hashes
         qs = staff_search(**form.search_kwargs())
         rows = qs.iterator(chunk_size=2000)
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")

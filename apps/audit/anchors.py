@@ -39,7 +39,7 @@ from django.utils import timezone
 from apps.audit.chain import canonical_json, timestamp
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
-from apps.audit.services import record
+from apps.audit.services import record, seal
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +234,13 @@ def anchors_read(directory: Path) -> Iterator[StoredAnchor]:
 def chain_anchor(*, now: datetime | None = None) -> dict[str, Any] | None:
     """Sign the current head and write it to the configured sinks, then record AUDIT_ANCHORED
     (which comes after the head it anchors). None when the trail is empty."""
-    head = AuditEvent.objects.order_by("-seq").values("seq", "row_hash", "created_at").first()
+    seal()
+    head = (
+        AuditEvent.objects.filter(seq__isnull=False)
+        .order_by("-seq")
+        .values("seq", "row_hash", "created_at")
+        .first()
+    )
     if head is None:
         return None
     anchor = anchor_sign(**head, anchored_at=now or timezone.now(), key=anchor_private_key())

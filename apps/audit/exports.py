@@ -25,6 +25,7 @@ from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, canonical_ip, compute_
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import Trace, event_label
+from apps.audit.services import chain_head
 
 EXPORT_FORMAT = "mssweb-audit-export/1"
 
@@ -75,8 +76,8 @@ def _event_name(number: int) -> str:
 
 
 def _head() -> dict[str, Any] | None:
-    last = AuditEvent.objects.order_by("-seq").values("seq", "row_hash").first()
-    return dict(last) if last else None
+    last = chain_head()
+    return {"seq": last[0], "row_hash": last[1]} if last else None
 
 
 def trace_json(*, trace: Trace, exported_by: str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from apps.audit.chain import (
 )
 from apps.audit.events import Event
 from apps.audit.models import AuditCheckpoint, AuditEvent
-from apps.audit.services import record
+from apps.audit.services import record, seal
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class IntegrityReport:
     problem: str | None = None
     anchors_checked: int = 0
     anchors_before_purge: int = 0
+    # Events recorded but not sealed yet (recorded during the check, or left unsealed on purpose).
+    unsealed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -69,10 +71,16 @@ def chain_verify(
     anchors_dir: Path | None = None,
     public_key: Ed25519PublicKey | None = None,
     batch_size: int = BATCH_SIZE,
+    seal_first: bool = True,
 ) -> IntegrityReport:
     """Verify checkpoints, then the chain from ``from_seq`` (trusting the row before it) or
     from the latest checkpoint, then, with ``anchors_dir``, every anchor found there against
-    ``public_key`` (default: the operator key's public half). Stops at the first problem."""
+    ``public_key`` (default: the operator key's public half). Stops at the first problem.
+    Events not sealed yet are sealed first, unless ``seal_first`` is False (a read-only
+    database): then they are left out and counted in ``unsealed``."""
+    if seal_first:
+        seal()
+    unsealed = AuditEvent.objects.filter(seq__isnull=True).count()
     with _snapshot():
         checkpoints = list(AuditCheckpoint.objects.order_by("last_seq").values())
         latest = checkpoints[-1] if checkpoints else None
@@ -114,7 +122,9 @@ def chain_verify(
                 anchors_dir, key, latest=latest, start_seq=start_seq,
                 head_seq=start_seq + report.verified - 1,
             )  # fmt: skip
-        return IntegrityReport(report, start_seq, purged, problem, checked, before_purge)
+        return IntegrityReport(
+            report, start_seq, purged, problem, checked, before_purge, unsealed=unsealed
+        )
 
 
 @contextlib.contextmanager

@@ -36,8 +36,10 @@ class AuditEventQuerySet(models.QuerySet):
 
 class AuditEvent(models.Model):
     id = models.BigAutoField(primary_key=True)
-    # Position in the hash chain: 1, 2, 3… without gaps, allocated under a lock by record().
-    seq = models.BigIntegerField(_("rang"), unique=True)
+    # Position in the hash chain: 1, 2, 3… without gaps, given under a lock by services.seal()
+    # shortly after the event is recorded; empty until then (with prev_hash and row_hash).
+    # Unique among sealed rows (constraint below): an unsealed row touches no index for it.
+    seq = models.BigIntegerField(_("rang"), null=True, blank=True)
     created_at = models.DateTimeField(_("date"))
     event = models.PositiveSmallIntegerField(_("événement"), choices=event_choices)
     # SET_NULL, never CASCADE: a deleted account keeps its history. The (actor, -id) index below
@@ -61,15 +63,16 @@ class AuditEvent(models.Model):
     target_id = models.CharField(_("identifiant de cible"), max_length=64, blank=True)
     # Ids and old/new values only: never message content, tokens or second-factor secrets.
     detail = models.JSONField(_("détail"), default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    row_hash = models.CharField(max_length=64, unique=True)
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    # NULL, not "", until sealed: the unique constraint below only covers sealed rows.
+    row_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("événement d'audit")
         verbose_name_plural = _("événements d'audit")
-        get_latest_by = "seq"
+        get_latest_by = "id"
         indexes = [
             models.Index(fields=["actor", "-id"], name="audit_actor_id_desc"),
             models.Index(fields=["event", "-id"], name="audit_event_id_desc"),
@@ -79,24 +82,46 @@ class AuditEvent(models.Model):
             # builds a partial index on ``detail -> 'mailbox'`` (the staff search by mailbox).
             models.Index(fields=["ip", "-id"], name="audit_ip_id_desc"),
             models.Index(fields=["created_at"], name="audit_created_at"),
+            # The rows waiting for the sealer: a few at any time, found without a scan.
+            models.Index(
+                fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed"
+            ),
         ]
         constraints = [
+            # Partial unique indexes: recording an event (an unsealed row) does not write them;
+            # the keyset reads of the chain (``seq > n ORDER BY seq``) use the first one.
+            models.UniqueConstraint(
+                fields=["seq"], condition=models.Q(seq__isnull=False), name="audit_seq_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["row_hash"],
+                condition=models.Q(row_hash__isnull=False),
+                name="audit_row_hash_unique",
+            ),
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seq_positive"),
+            # Sealed (a place and both hashes) or not yet (none of them).
+            models.CheckConstraint(
+                condition=models.Q(seq__isnull=True, row_hash__isnull=True, prev_hash="")
+                | models.Q(seq__isnull=False, row_hash__isnull=False),
+                name="audit_sealed_whole",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.get_event_display()} by {self.actor_label or '-'}"
+        place = f"#{self.seq}" if self.seq is not None else "#-"
+        return f"{place} {self.get_event_display()} by {self.actor_label or '-'}"
 
     def save(self, **kwargs) -> None:
-        if not self._state.adding or kwargs.get("force_update") or kwargs.get("update_fields"):
+        if not self._state.adding:
             raise AuditEventImmutableError("Audit events are insert-only.")
-        if not self.row_hash:
-            raise AuditEventImmutableError("Write audit events with apps.audit.services.record().")
-        kwargs["force_insert"] = True
-        super().save(**kwargs)
+        raise AuditEventImmutableError("Write audit events with apps.audit.services.record().")
 
     def delete(self, *args, **kwargs):
         raise AuditEventImmutableError("Audit events are insert-only.")
+
+    @property
+    def is_sealed(self) -> bool:
+        return self.seq is not None
 
 
 class AuditCheckpoint(models.Model):

@@ -19,7 +19,7 @@ from apps.audit.chain import GENESIS_HASH, compute_checkpoint_hash, verify_rows
 from apps.audit.events import Event
 from apps.audit.integrity import rows_stream
 from apps.audit.models import AuditCheckpoint, AuditEvent
-from apps.audit.services import chain_lock, record
+from apps.audit.services import chain_head, record, seal
 from apps.core.exceptions import ApplicationError
 from apps.mailbox.models import FolderKind, Message
 from apps.mailbox.services import messages_delete
@@ -37,10 +37,10 @@ def audit_purge(*, now: datetime | None = None) -> AuditCheckpoint | None:
     row), leaving a checkpoint; None when there is nothing to purge."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
-    chain_lock()  # one purge at a time, and no append while the head is read
-    head = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    seal()  # takes the chain lock, held to the end: one purge at a time, no sealing meanwhile
+    head = chain_head()
     last = (
-        AuditEvent.objects.filter(created_at__lt=cutoff, seq__lt=head or 0)
+        AuditEvent.objects.filter(created_at__lt=cutoff, seq__lt=head[0] if head else 0)
         .order_by("-seq")
         .values_list("seq", "row_hash")
         .first()
@@ -94,6 +94,7 @@ def audit_purge(*, now: datetime | None = None) -> AuditCheckpoint | None:
             "retention_days": settings.AUDIT_RETENTION_DAYS,
         },
     )  # fmt: skip
+    seal()  # the AUDIT_PURGED event in the chain, as audit_verify expects it
     logger.info("audit rows purged", extra={"first_seq": first_seq, "last_seq": last_seq})
     return checkpoint
 

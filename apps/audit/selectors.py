@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -455,7 +455,10 @@ def message_trace(*, user, message_id: int) -> Trace:
     ):
         if part is not None:
             condition |= part
-    events = list(AuditEvent.objects.filter(condition).order_by("seq"))
+    # Chain order; a row not sealed yet (the views seal first) comes last, in recording order.
+    events = list(
+        AuditEvent.objects.filter(condition).order_by(F("seq").asc(nulls_last=True), "id")
+    )
     by_delivery = {str(row.pk): row for row in deliveries}
     for row in events:
         row.label = event_label(row.event)

@@ -1,28 +1,38 @@
-"""Writing the audit trail: ``record()`` is the only way in.
+"""Writing the audit trail: ``record()`` is the only way in; ``seal()`` chains what it wrote.
 
-How concurrent writers keep one chain (no fork, no gap)
--------------------------------------------------------
-Each row needs the previous row's hash, so appends are serialised: ``record()`` takes a
-transaction-level PostgreSQL advisory lock (``pg_advisory_xact_lock(CHAIN_LOCK_KEY)``), then
-reads the head (``ORDER BY seq DESC LIMIT 1`` on the unique ``seq`` index), then inserts
-``seq + 1``. Under READ COMMITTED each statement takes a fresh snapshot, so the head read after
-the lock is granted sees the row the previous holder committed. The lock is released when the
-caller's transaction ends (commit or rollback): a rolled-back event leaves no gap, because the
-next writer reads the same head again. The unique constraints on ``seq`` and ``row_hash`` are the
-guard behind the lock: a writer that somehow bypassed it gets an IntegrityError, never a fork.
+How concurrent writers keep one chain (no fork, no gap) without waiting for each other
+-------------------------------------------------------------------------------------
+Each row of the chain needs the previous row's hash, so its place in the chain must be given one
+row at a time. If ``record()`` gave it, every transaction that records an event would hold the
+chain's lock from that moment until its commit (its WAL flush included), and concurrent requests
+would queue behind each other: 13 ms per event with 8 writers on PostgreSQL, measured.
 
-An advisory lock rather than ``SELECT … FOR UPDATE`` on a one-row head table: the same
-serialisation, without an extra UPDATE per event (a hot row rewritten thousands of times a
-minute, dead tuples for vacuum) and without a second table that could disagree with the chain.
-The price is the same for both: the lock is held until the caller commits, so ``record()``
-belongs at the end of a transaction (after slow work), and a commit's WAL flush is part of the
-time the next writer waits. Figures for 1 and 8 writers are in BENCHMARKS.md
+So the two are split:
+
+1. ``record()`` only INSERTs the event, *unsealed* (``seq``, ``prev_hash`` and ``row_hash``
+   empty), in the caller's transaction, without any lock: it commits or rolls back with the
+   action it describes, and a rolled-back event never existed.
+2. ``seal()`` gives the committed unsealed rows their place: under a transaction-level
+   PostgreSQL advisory lock (``pg_advisory_xact_lock(CHAIN_LOCK_KEY)``; on SQLite the project's
+   IMMEDIATE transactions already serialise writers) it reads the head (the sealed row with the
+   highest ``seq``), then the unsealed rows in ``id`` order, and sets ``seq = head + 1, + 2…``
+   with their hashes. Under READ COMMITTED each statement takes a fresh snapshot, so reads made
+   after the lock is granted see what the previous sealer committed; rows still uncommitted are
+   invisible and get sealed by the next run. The chain order is the sealing order.
+
+Sealing runs out of the requests: the ``audit.seal`` Celery beat task every
+``AUDIT_SEAL_INTERVAL`` seconds, and before anything that reads hashes (``audit_verify``, the
+daily check, anchors, retention purges, message traces and exports), so an event is chained
+within seconds and every proof handed out is sealed. Until then the row is already protected like
+a sealed one: on PostgreSQL the trigger of migration 0006 refuses every UPDATE and DELETE except
+the one that fills ``seq``, ``prev_hash`` and ``row_hash`` of an unsealed row, leaving the rest
+untouched; the models refuse changes in Python. The unique constraints on ``seq`` and
+``row_hash`` are the guard behind the lock: a sealer that somehow bypassed it gets an
+IntegrityError, never a fork. Figures for 1 and 8 writers are in BENCHMARKS.md
 (``bench/bench_audit.py``).
-
-On SQLite no lock is needed: the project opens IMMEDIATE transactions (settings), which take the
-database write lock before the first statement, so writers are already one at a time.
 """
 
+import functools
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -32,7 +42,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from apps.audit.chain import GENESIS_HASH, canonical_ip, compute_row_hash
+from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, canonical_ip, compute_row_hash
 from apps.audit.events import Event
 from apps.audit.models import AuditCheckpoint, AuditEvent
 from apps.core.request_meta import RequestMeta
@@ -55,7 +65,6 @@ _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 Target = models.Model | tuple[str, Any] | None
 
 
-@transaction.atomic
 def record(
     *,
     event: Event,
@@ -74,19 +83,13 @@ def record(
     (``SECRET_WORDS``) unless its value is a boolean, else ValueError. ``meta.session_key`` is
     never stored.
 
-    On PostgreSQL appends are serialised by an advisory lock held until the caller's transaction
-    ends, so call this late in a transaction, not before slow work. Under READ COMMITTED (the
-    default) the last row is read after the lock is taken and is therefore current.
+    The row is written unsealed, without any lock: ``seal()`` gives it its place in the chain
+    once the caller has committed (see the module's docstring).
     """
     actor, fields = _fields(
         event=event, actor=actor, target=target, meta=meta, extra=extra, actor_label=actor_label
     )
-    chain_lock()
-    seq, prev_hash = _next_link()
-    fields["seq"] = seq
-    fields["created_at"] = timezone.now()
-    row_hash = compute_row_hash(prev_hash=prev_hash, **fields)
-    return AuditEvent.objects.create(actor=actor, prev_hash=prev_hash, row_hash=row_hash, **fields)
+    return _insert([(actor, fields)], timezone.now())[0]
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,12 @@ class AuditEntry:
     actor_label: str | None = None
 
 
-@transaction.atomic
 def record_many(*, entries: Sequence[AuditEntry]) -> list[AuditEvent]:
     """Append several events, in this order, in the caller's transaction: one event per entry,
     each its own link of the chain, exactly as the same ``record`` calls would make them, but
-    with one lock, one read of the head and one multi-row INSERT (for writers that accept many
-    things at once, such as the SMTP gateway's group commit). Every entry is checked before
-    anything is written: one bad ``extra`` raises ValueError and nothing is appended."""
+    with one multi-row INSERT (for writers that accept many things at once, such as the SMTP
+    gateway's group commit). Every entry is checked before anything is written: one bad
+    ``extra`` raises ValueError and nothing is appended. Sealed later, in this order."""
     prepared = [
         _fields(
             event=entry.event,
@@ -121,17 +123,122 @@ def record_many(*, entries: Sequence[AuditEntry]) -> list[AuditEvent]:
     ]
     if not prepared:
         return []
-    chain_lock()
-    seq, prev_hash = _next_link()
+    now = timezone.now()
     rows = []
-    for offset, (actor, fields) in enumerate(prepared):
-        fields["seq"] = seq + offset
-        fields["created_at"] = timezone.now()
-        row_hash = compute_row_hash(prev_hash=prev_hash, **fields)
-        rows.append(AuditEvent(actor=actor, prev_hash=prev_hash, row_hash=row_hash, **fields))
-        prev_hash = row_hash
-    # The model's manager refuses bulk_create so that nothing else writes the chain this way.
-    return models.QuerySet.bulk_create(AuditEvent.objects.all(), rows)
+    for start in range(0, len(prepared), _INSERT_BATCH):
+        rows.extend(_insert(prepared[start : start + _INSERT_BATCH], now))
+    return rows
+
+
+# What record() writes, by one plain INSERT … RETURNING id: the ORM's save() would cost as much
+# again in Python as the statement itself, on every request's path. The model refuses save(),
+# update(), delete() and bulk_create(), so nothing else writes the trail.
+_COLUMNS = (
+    "created_at", "event", "actor_id", "actor_ref", "actor_label", "ip", "user_agent",
+    "target_type", "target_id", "detail", "prev_hash",
+)  # fmt: skip
+_INSERT_BATCH = 500  # rows per statement (SQLite allows 32,766 parameters)
+
+
+@functools.cache
+def _insert_sql(vendor: str, rows: int) -> str:
+    quote = connection.ops.quote_name
+    row_sql = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608 - quoted names only
+        f"({', '.join(quote(column) for column in _COLUMNS)}) "
+        f"VALUES {', '.join([row_sql] * rows)} RETURNING {quote('id')}"
+    )
+
+
+def _insert(prepared: Sequence[tuple[Any, dict[str, Any]]], now) -> list[AuditEvent]:
+    """INSERT the unsealed rows of ``_fields`` results; the model instances, with their ids."""
+    ops = connection.ops
+    created_at = ops.adapt_datetimefield_value(now)
+    params = []
+    for actor, fields in prepared:
+        params += [
+            created_at, fields["event"], actor.pk if actor is not None else None,
+            fields["actor_ref"], fields["actor_label"], fields["ip"], fields["user_agent"],
+            fields["target_type"], fields["target_id"],
+            ops.adapt_json_value(fields["detail"], None), "",
+        ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection.vendor, len(prepared)), params)
+        ids = [pk for (pk,) in cursor.fetchall()]
+    names = [field.attname for field in AuditEvent._meta.concrete_fields]
+    rows = []
+    for pk, (actor, fields) in zip(ids, prepared, strict=True):
+        values = fields | {
+            "id": pk, "created_at": now, "actor_id": actor.pk if actor is not None else None,
+            "seq": None, "prev_hash": "", "row_hash": None,
+        }  # fmt: skip
+        row = AuditEvent.from_db(connection.alias, names, [values[name] for name in names])
+        if actor is not None:
+            row.actor = actor
+        rows.append(row)
+    return rows
+
+
+# Unsealed rows sealed per transaction: a backlog (the sealer stopped for a while) is chained in
+# several short transactions rather than one that would hold the lock for long.
+SEAL_BATCH = 2000
+_SEALED_FIELDS = tuple(field for field in HASHED_FIELDS if field != "seq")
+
+
+def seal(*, batch_size: int = SEAL_BATCH) -> int:
+    """Give every committed unsealed event its place in the chain, in ``id`` order; the number
+    of events sealed. Safe to run anywhere and any number of times at once (the chain lock
+    serialises sealers); inside a transaction, the lock is held until that transaction ends."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            chain_lock()
+            seq, prev_hash = _next_link()
+            pending = list(
+                AuditEvent.objects.filter(seq__isnull=True)
+                .order_by("id")
+                .values_list("id", *_SEALED_FIELDS)[:batch_size]
+            )
+            links = []
+            for row_id, *values in pending:
+                row_hash = compute_row_hash(
+                    prev_hash=prev_hash, seq=seq, **dict(zip(_SEALED_FIELDS, values, strict=True))
+                )
+                links.append((seq, prev_hash, row_hash, row_id))
+                seq, prev_hash = seq + 1, row_hash
+            if links:
+                _links_write(links)
+        total += len(links)
+        if len(links) < batch_size:
+            return total
+
+
+def _links_write(links: list[tuple[int, str, str, int]]) -> None:
+    """One UPDATE … FROM a list of values for the whole batch (PostgreSQL and SQLite ≥ 3.33)."""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(links))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET seq = link.seq, prev_hash = link.prev_hash, "  # noqa: S608
+            "row_hash = link.row_hash FROM (SELECT column1 AS seq, column2 AS prev_hash, "
+            f"column3 AS row_hash, column4 AS id FROM (VALUES {values}) AS v) AS link "
+            f"WHERE {table}.id = link.id AND {table}.seq IS NULL",
+            [value for link in links for value in link],
+        )
+        if cursor.rowcount != len(links):
+            # Sealed meanwhile by someone who bypassed the lock: give up rather than leave a gap.
+            raise RuntimeError("audit rows sealed twice: sealing abandoned")
+
+
+def chain_head() -> tuple[int, str] | None:
+    """The seq and row_hash of the last sealed event, or None when there is none."""
+    return (
+        AuditEvent.objects.filter(seq__isnull=False)
+        .order_by("-seq")
+        .values_list("seq", "row_hash")
+        .first()
+    )
 
 
 def _fields(
@@ -159,7 +266,7 @@ def _fields(
 def _next_link() -> tuple[int, str]:
     """The seq and prev_hash of the next row: after the head row, or after the last row a
     retention purge removed when none is left (the purge keeps the head, so only by hand)."""
-    last = AuditEvent.objects.order_by("-seq").values_list("seq", "row_hash").first()
+    last = chain_head()
     if last is None:
         last = (
             AuditCheckpoint.objects.order_by("-last_seq")
@@ -170,8 +277,8 @@ def _next_link() -> tuple[int, str]:
 
 
 def chain_lock() -> None:
-    # SQLite needs no lock: the project opens IMMEDIATE transactions, which take the write lock
-    # up front. Elsewhere, the unique ``seq`` turns a lost race into an error, never a fork.
+    """Serialise sealers (and purges) until the end of the current transaction. SQLite needs no
+    lock: the project opens IMMEDIATE transactions, which take the write lock up front."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])

@@ -1,6 +1,12 @@
 from celery import shared_task
 
-from apps.audit import anchors, integrity, retention
+from apps.audit import anchors, integrity, retention, services
+
+
+@shared_task(name="audit.seal", ignore_result=True)
+def seal() -> int:
+    """Chain the events recorded since the last run (every AUDIT_SEAL_INTERVAL seconds)."""
+    return services.seal()
 
 
 @shared_task(name="audit.anchor_daily", acks_late=True)

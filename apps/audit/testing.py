@@ -24,3 +24,15 @@ def allow_audit_flush(transactional_db):
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET mssweb.audit_maintenance = 'on'")
+
+
+def sealed(*rows):
+    """Seal the recorded events (``apps.audit.services.seal``) and give ``rows`` back reloaded,
+    with their place in the chain: one row for one argument, else a list."""
+    from apps.audit.models import AuditEvent
+    from apps.audit.services import seal
+
+    seal()
+    by_id = AuditEvent.objects.in_bulk([row.pk for row in rows])
+    fresh = [by_id[row.pk] for row in rows]
+    return fresh[0] if len(fresh) == 1 else fresh

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from apps.accounts.models import UserSession
 from apps.audit import exports, reporting, selectors
+from apps.audit import services as audit_services
 from apps.audit.forms import ActivityFilterForm
 from apps.audit.trace import recipient_lines, trace_steps
 from apps.core.request_meta import RequestMeta
@@ -48,6 +49,7 @@ def activity_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def trace_view(request: HttpRequest, message_id: int) -> HttpResponse:
+    audit_services.seal()  # the hashes shown are the chain's, up to the last recorded event
     trace = selectors.message_trace(user=request.user, message_id=message_id)
     reporting.trace_viewed(
         user=request.user, message=trace.message, meta=RequestMeta.from_request(request)
@@ -77,6 +79,7 @@ def trace_export_view(request: HttpRequest, message_id: int, export_format: str)
         export_format=export_format,
         meta=RequestMeta.from_request(request),
     )
+    audit_services.seal()  # the hashes shown are the chain's, up to the last recorded event
     trace = selectors.message_trace(user=request.user, message_id=message_id)
     name = f"tracabilite-message-{message_id}"
     if export_format == "json":

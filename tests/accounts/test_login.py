@@ -17,7 +17,7 @@ VERIFY = "/compte/connexion/code/"
 
 
 def events(user=None):
-    qs = AuditEvent.objects.order_by("seq")
+    qs = AuditEvent.objects.order_by("id")
     if user is not None:
         qs = qs.filter(actor=user)
     return [Event(e) for e in qs.values_list("event", flat=True)]

@@ -25,7 +25,8 @@ from apps.audit.anchors import (
 from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, compute_row_hash
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
-from apps.audit.services import record
+from apps.audit.services import record, seal
+from apps.audit.testing import sealed
 
 
 @pytest.fixture
@@ -41,10 +42,10 @@ def operator_key(settings, tmp_path):
 
 @pytest.fixture
 def chain(db, operator_key) -> list[AuditEvent]:
-    return [
+    return sealed(*[
         record(event=Event.LOGIN_SUCCEEDED, actor_label=f"user{n}@example.org", extra={"n": n})
         for n in range(1, 6)
-    ]
+    ])  # fmt: skip
 
 
 def verify(*args: str) -> str:
@@ -91,7 +92,7 @@ def test_anchoring_writes_the_signed_head_and_records_it(chain, settings, operat
     assert anchor_lines(settings) == [anchor]
     assert anchor_signature_valid(anchor, operator_key.public_key())
     assert anchor["key_id"] == key_id(operator_key.public_key())
-    event = AuditEvent.objects.get(seq=6)
+    event = sealed(AuditEvent.objects.latest())
     assert event.event == Event.AUDIT_ANCHORED
     assert event.detail == {
         "seq": 5, "row_hash": chain[-1].row_hash, "key_id": anchor["key_id"], "sinks": ["file"],
@@ -124,6 +125,7 @@ def test_audit_verify_with_anchors_accepts_the_untouched_chain(chain):
 
 def test_rewriting_the_whole_chain_after_an_anchor_is_detected(chain, tamper):
     chain_anchor()
+    seal()
     rewrite_whole_chain(tamper)
 
     assert verify().startswith("OK: 6 events verified")  # the chain alone cannot tell
@@ -132,6 +134,7 @@ def test_rewriting_the_whole_chain_after_an_anchor_is_detected(chain, tamper):
 
 def test_removing_the_rows_after_an_anchor_is_detected(chain, tamper):
     chain_anchor()
+    seal()
     tamper("DELETE FROM audit_auditevent WHERE seq >= %s", [4])
 
     assert verify().startswith("OK: 3 events verified")
@@ -215,7 +218,7 @@ def test_anchors_are_posted_to_the_configured_url(chain, settings):
         server.server_close()
 
     assert received == [("application/json", anchor)]
-    assert AuditEvent.objects.get(seq=6).detail["sinks"] == ["file", "url"]
+    assert sealed(AuditEvent.objects.latest()).detail["sinks"] == ["file", "url"]
 
 
 def test_an_unreachable_url_keeps_the_file_anchor_and_says_so(chain, settings):
@@ -224,7 +227,7 @@ def test_an_unreachable_url_keeps_the_file_anchor_and_says_so(chain, settings):
     chain_anchor()
 
     assert len(anchor_lines(settings)) == 1
-    assert AuditEvent.objects.get(seq=6).detail == {
+    assert sealed(AuditEvent.objects.latest()).detail == {
         "seq": 5, "row_hash": chain[-1].row_hash, "key_id": anchor_lines(settings)[0]["key_id"],
         "sinks": ["file"], "posted": False,
     }  # fmt: skip

@@ -8,13 +8,14 @@ from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, compute_row_hash
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
 from apps.audit.services import record
+from apps.audit.testing import sealed
 from apps.core.request_meta import RequestMeta
 
 
 @pytest.fixture
 def chain(db) -> list[AuditEvent]:
     """Five events; the third from an IPv6 address PostgreSQL prints its own way."""
-    return [
+    return sealed(*[
         record(
             event=Event.LOGIN_SUCCEEDED,
             target=("mailbox.mailbox", seq),
@@ -23,7 +24,7 @@ def chain(db) -> list[AuditEvent]:
             actor_label=f"user{seq}@example.org",
         )
         for seq in range(1, 6)
-    ]
+    ])  # fmt: skip
 
 
 def verify(*args: str) -> str:
@@ -116,3 +117,29 @@ def test_audit_verify_from_seq_still_checks_the_link_to_the_row_before(chain, ta
     tamper("DELETE FROM audit_auditevent WHERE id = %s", [chain[2].id])
 
     assert f"seq 4 (id {chain[3].id}): missing rows" in verify_fails("--from-seq", "4")
+
+
+def test_audit_verify_seals_what_was_recorded_since_unless_told_not_to(chain):
+    late = record(event=Event.LOGOUT)
+
+    out = verify("--no-seal")
+    assert out.startswith(f"OK: 5 events verified, head {chain[-1].row_hash}")
+    assert out.endswith("Not sealed yet (left out): 1 events.")
+    assert AuditEvent.objects.get(pk=late.pk).seq is None
+
+    assert verify().startswith("OK: 6 events verified")
+    assert AuditEvent.objects.get(pk=late.pk).seq == 6
+
+
+def test_audit_seal_command_and_task_chain_the_pending_events(chain):
+    from apps.audit.tasks import seal as seal_task
+
+    record(event=Event.LOGOUT)
+    record(event=Event.LOGOUT)
+    out = StringIO()
+    call_command("audit_seal", stdout=out)
+    assert out.getvalue().strip() == "Sealed 2 events."
+    record(event=Event.LOGOUT)
+    assert seal_task.delay().get() == 1
+    assert not AuditEvent.objects.filter(seq__isnull=True).exists()
+    assert verify().startswith("OK: 8 events verified")

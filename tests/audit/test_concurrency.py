@@ -1,9 +1,10 @@
 """Concurrent writers never fork the chain.
 
-On PostgreSQL, ``record()`` serialises appends with a transaction-level advisory lock (see the
-docstring of ``apps.audit.services``), and the unique ``seq`` is the guard behind it. SQLite
-needs no test of its own: the project opens IMMEDIATE transactions, so a second writer waits for
-the database write lock before its first read of the head.
+``record()`` inserts unsealed rows without any lock; ``seal()`` gives them their place under a
+transaction-level advisory lock (see the docstring of ``apps.audit.services``), and the unique
+``seq`` is the guard behind it. Here eight writers record (some of them rolling back) while two
+sealers run at the same time, as the beat task and a trace export would. SQLite needs no test of
+its own: the project opens IMMEDIATE transactions, so one writer or sealer runs at a time.
 """
 
 import threading
@@ -14,24 +15,26 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
-from apps.audit.chain import compute_row_hash
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
-from apps.audit.services import record
+from apps.audit.services import record, seal
+from apps.audit.testing import sealed
 
 pytestmark = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
     reason="concurrent writers are serialised by the database lock on SQLite",
 )
 
-WRITERS, PER_WRITER = 8, 25
+WRITERS, PER_WRITER, SEALERS = 8, 25, 2
 
 
 @pytest.mark.usefixtures("allow_audit_flush")
-def test_eight_concurrent_writers_with_rollbacks_form_one_gapless_chain(transactional_db):
-    barrier = threading.Barrier(WRITERS)
+def test_eight_concurrent_writers_and_two_sealers_form_one_gapless_chain(transactional_db):
+    barrier = threading.Barrier(WRITERS + SEALERS)
     errors: list[BaseException] = []
     committed = [0] * WRITERS
+    writing = threading.Event()
+    writing.set()
 
     def work(n: int) -> None:
         try:
@@ -48,11 +51,26 @@ def test_eight_concurrent_writers_with_rollbacks_form_one_gapless_chain(transact
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(WRITERS)]
-    for thread in threads:
+    def sealer() -> None:
+        try:
+            barrier.wait()
+            while writing.is_set():
+                seal(batch_size=7)  # several short transactions per run
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    writers = [threading.Thread(target=work, args=(n,)) for n in range(WRITERS)]
+    sealers = [threading.Thread(target=sealer) for _ in range(SEALERS)]
+    for thread in writers + sealers:
         thread.start()
-    for thread in threads:
+    for thread in writers:
         thread.join()
+    writing.clear()
+    for thread in sealers:
+        thread.join()
+    seal()
 
     assert errors == []
     total = sum(committed)
@@ -60,27 +78,21 @@ def test_eight_concurrent_writers_with_rollbacks_form_one_gapless_chain(transact
     assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(
         range(1, total + 1)
     )
-    writers = set(AuditEvent.objects.values_list("actor_label", flat=True))
-    assert writers == {f"w{n}" for n in range(WRITERS)}
+    labels = set(AuditEvent.objects.values_list("actor_label", flat=True))
+    assert labels == {f"w{n}" for n in range(WRITERS)}
     out = StringIO()
     call_command("audit_verify", stdout=out)
     assert out.getvalue().startswith(f"OK: {total} events verified")
 
 
-def test_a_writer_bypassing_the_lock_gets_an_error_not_a_fork(db):
+def test_a_sealer_bypassing_the_lock_gets_an_error_not_a_fork(db):
     """Behind the lock, the unique seq refuses a second row at the same place in the chain."""
-    first = record(event=Event.LOGOUT)
-    fields = {
-        "seq": first.seq, "created_at": first.created_at, "event": int(Event.LOGIN_FAILED),
-        "actor_ref": "", "actor_label": "intruder", "ip": None, "user_agent": "",
-        "target_type": "", "target_id": "", "detail": {},
-    }  # fmt: skip
-    fork = AuditEvent(
-        prev_hash=first.prev_hash,
-        row_hash=compute_row_hash(prev_hash=first.prev_hash, **fields),
-        **fields,
-    )
+    first = sealed(record(event=Event.LOGOUT))
+    intruder = record(event=Event.LOGIN_FAILED, actor_label="intruder")
 
-    with pytest.raises(IntegrityError), transaction.atomic():
-        fork.save()
-    assert AuditEvent.objects.count() == 1
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditevent SET seq = %s, prev_hash = %s, row_hash = %s WHERE id = %s",
+            [first.seq, first.prev_hash, "f" * 64, intruder.pk],
+        )
+    assert sealed(intruder).seq == 2

@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
-from apps.audit.services import record
+from apps.audit.services import record, seal
 
 pytestmark = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
@@ -82,9 +82,9 @@ def test_trigger_lets_maintenance_through_for_one_transaction_only(event):
 
 @pytest.mark.usefixtures("allow_audit_flush")
 def test_concurrent_records_form_one_chain(transactional_db):
-    """Each thread appends in its own transactions; the advisory lock keeps them in line (without
-    it, two would take the same seq and one would fail). Flushing the table afterwards needs
-    ``allow_audit_flush``."""
+    """Each thread records and then seals, in its own transactions: four sealers at once, which
+    the advisory lock keeps in line (without it, two would take the same seq and one would fail).
+    Flushing the table afterwards needs ``allow_audit_flush``."""
     threads_count, per_thread = 4, 15
     barrier = threading.Barrier(threads_count)
     errors = []
@@ -95,6 +95,7 @@ def test_concurrent_records_form_one_chain(transactional_db):
             for i in range(per_thread):
                 with transaction.atomic():
                     record(event=Event.LOGIN_FAILED, actor_label=f"t{n}", extra={"i": i})
+                seal()
         except Exception as exc:  # reported below
             errors.append(exc)
         finally:
@@ -134,3 +135,18 @@ def test_trigger_refuses_changing_or_removing_a_retention_checkpoint(event):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             execute(sql, [checkpoint.id])
     assert AuditCheckpoint.objects.values_list("count", flat=True).get() == 1
+
+
+def test_trigger_lets_an_unsealed_row_be_sealed_once_and_nothing_else_change(event):
+    seal_sql = "UPDATE audit_auditevent SET seq = 1, prev_hash = %s, row_hash = %s"
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        execute(seal_sql + ", actor_label = 'x' WHERE id = %s", ["0" * 64, "a" * 64, event.id])
+    assert seal() == 1
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        execute(seal_sql + " WHERE id = %s", ["0" * 64, "b" * 64, event.id])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        execute("UPDATE audit_auditevent SET seq = NULL, prev_hash = '', row_hash = NULL")
+    assert AuditEvent.objects.values_list("seq", flat=True).get() == 1
+    out = StringIO()
+    call_command("audit_verify", stdout=out)
+    assert out.getvalue().startswith("OK: 1 events verified")

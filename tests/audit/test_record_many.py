@@ -10,6 +10,7 @@ from apps.audit.events import Event
 from apps.audit.integrity import chain_verify
 from apps.audit.models import AuditEvent
 from apps.audit.services import AuditEntry, record, record_many
+from apps.audit.testing import sealed
 from apps.core.request_meta import RequestMeta
 
 
@@ -25,6 +26,7 @@ def test_record_many_appends_one_verifiable_link_per_entry_after_the_head(make_u
         ]
     )  # fmt: skip
     last = record(event=Event.LOGOUT, actor=user)
+    first, *rows, last = sealed(first, *rows, last)
 
     assert [row.seq for row in rows] == [2, 3, 4]
     assert all(row.pk for row in rows)

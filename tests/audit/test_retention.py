@@ -17,6 +17,7 @@ from apps.audit.integrity import chain_verify, integrity_check
 from apps.audit.models import AuditCheckpoint, AuditEvent
 from apps.audit.retention import AuditPurgeRefused, audit_purge, trash_purge
 from apps.audit.services import record
+from apps.audit.testing import sealed
 from apps.mailbox import services as mail_services
 from apps.mailbox.models import FolderKind, Mailbox, Message
 from tests.conftest import make_user
@@ -40,7 +41,7 @@ def verify_fails(*args: str) -> str:
 @pytest.fixture
 def events(db, settings, tmp_path):
     settings.AUDIT_ANCHOR_DIR = str(tmp_path / "anchors")
-    return [record(event=Event.LOGIN_FAILED, extra={"n": n}) for n in range(1, 6)]
+    return sealed(*[record(event=Event.LOGIN_FAILED, extra={"n": n}) for n in range(1, 6)])
 
 
 def test_purge_removes_old_rows_but_the_head_and_leaves_a_checkpoint(events):

@@ -6,7 +6,8 @@ from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, compute_row_hash
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent, AuditEventImmutableError
 from apps.audit.selectors import audit_events_for_user
-from apps.audit.services import record
+from apps.audit.services import record, seal
+from apps.audit.testing import sealed
 from apps.core.request_meta import RequestMeta
 
 META = RequestMeta(ip="192.0.2.10", user_agent="Mozilla/5.0 (X11)", session_key="s3cr3t-session")
@@ -20,7 +21,10 @@ def test_record_builds_a_valid_chain(make_user):
         record(event=Event.SECOND_FACTOR_SUCCEEDED, actor=user, meta=META),
         record(event=Event.LOGOUT, actor=user, extra={"nested": {"ids": [1, 2]}, "mot": "été"}),
     ]
+    assert [(event.seq, event.row_hash) for event in events] == [(None, None)] * 3  # unsealed
 
+    assert seal() == 3
+    assert seal() == 0
     rows = list(AuditEvent.objects.order_by("seq").values())
     assert [row["seq"] for row in rows] == [1, 2, 3]
     assert [row["id"] for row in rows] == [event.id for event in events]
@@ -167,6 +171,7 @@ def test_record_refuses_extra_that_cannot_be_stored_and_hashed_alike(db, extra):
 
 def test_record_stores_tuples_as_lists_so_the_hash_matches_what_is_read_back(db):
     event = record(event=Event.ACCOUNT_UPDATED, extra={"ids": (1, 2), "big": 2**70})
+    seal()
 
     row = AuditEvent.objects.values().get(pk=event.pk)
     assert row["detail"] == {"ids": [1, 2], "big": 2**70}
@@ -179,6 +184,7 @@ def test_deleting_the_actor_keeps_the_event_and_its_label(make_user):
     user = make_user()
     user_pk = user.pk
     record(event=Event.LOGIN_SUCCEEDED, actor=user, meta=META)
+    seal()
 
     user.delete()
 
@@ -244,4 +250,30 @@ def test_record_is_rolled_back_with_the_callers_transaction(db):
         audited_change_that_fails()
 
     assert not AuditEvent.objects.exists()
-    assert record(event=Event.LOGOUT).seq == 1
+    assert sealed(record(event=Event.LOGOUT)).seq == 1
+
+
+def test_sealing_follows_commits_and_a_late_commit_takes_the_next_place(db):
+    """The chain order is the sealing order: an event recorded earlier but committed later
+    (here: sealed later) goes after the ones sealed before it, with no gap."""
+    early = record(event=Event.LOGIN_SUCCEEDED, actor_label="early")
+    late = record(event=Event.LOGOUT, actor_label="late")
+    assert seal(batch_size=1) == 2  # several short transactions, one row each
+    early, late = sealed(early, late)
+    assert (early.seq, late.seq) == (1, 2)
+    assert late.prev_hash == early.row_hash
+    third = sealed(record(event=Event.LOGOUT))
+    assert (third.seq, third.prev_hash) == (3, late.row_hash)
+
+
+def test_a_sealed_row_is_never_sealed_again(db):
+    from django.db import connection
+
+    event = sealed(record(event=Event.LOGOUT))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditevent SET seq = 7 WHERE id = %s AND seq IS NULL", [event.pk]
+        )
+        assert cursor.rowcount == 0
+    assert seal() == 0
+    assert AuditEvent.objects.get().seq == 1

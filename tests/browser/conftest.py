@@ -83,8 +83,13 @@ def new_page(
     contexts = []
 
     def open_page() -> Page:
+        # No service worker: its installation (six fetches, then claiming the page) can hold a
+        # form's navigation back on a loaded machine. The PWA test opens its own context.
         context = browser.new_context(
-            base_url=live_server.url, locale="fr-FR", **viewport.context_args
+            base_url=live_server.url,
+            locale="fr-FR",
+            service_workers="block",
+            **viewport.context_args,
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

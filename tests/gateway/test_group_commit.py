@@ -36,7 +36,7 @@ def test_a_group_commits_blobs_rows_and_one_audit_event_per_message_together(mai
 
     assert [blob_bytes(row.raw) for row in rows] == raws
     assert StoredBlob.objects.count() == 3
-    accepted = AuditEvent.objects.filter(event=Event.INBOUND_ACCEPTED).order_by("seq")
+    accepted = AuditEvent.objects.filter(event=Event.INBOUND_ACCEPTED).order_by("id")
     assert [int(event.target_id) for event in accepted] == [row.pk for row in rows]
     assert chain_verify().ok
 

@@ -85,7 +85,7 @@ def test_accepted_message_is_committed_then_filed_in_the_inbox(gateway, pki, mai
     )
     events = AuditEvent.objects.filter(
         target_type="gateway.inboundmessage", target_id=inbound.pk
-    ).order_by("seq")
+    ).order_by("id")
     assert list(events.values_list("event", flat=True)) == [
         Event.INBOUND_ACCEPTED, Event.INBOUND_INGESTED
     ]  # fmt: skip

@@ -271,7 +271,7 @@ def test_device_and_preference_changes_are_audited_with_the_user_as_actor(user):
     rows = AuditEvent.objects.filter(
         event__in=[Event.NOTIFICATION_DEVICE_ADDED, Event.NOTIFICATION_DEVICE_REMOVED,
                    Event.NOTIFICATION_PREFERENCES_CHANGED]
-    ).order_by("seq")  # fmt: skip
+    ).order_by("id")  # fmt: skip
     assert [(r.event, r.actor_id) for r in rows] == [
         (Event.NOTIFICATION_DEVICE_ADDED, user.pk),
         (Event.NOTIFICATION_DEVICE_REMOVED, user.pk),

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.django_db
 
 
 def events(kind) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event=kind).order_by("seq"))
+    return list(AuditEvent.objects.filter(event=kind).order_by("id"))
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def assert_refused_and_kept(before: TrustList, *, match: str, **kwargs):
     assert set(TrustedEntry.objects.values_list("pk", flat=True)) == entries
     failed = TrustList.objects.filter(status=TrustList.Status.FAILED).latest("pk")
     assert match.split(" ")[0] in failed.error
-    event = AuditEvent.objects.filter(event=Event.TRUSTLIST_IMPORT_FAILED).latest("seq")
+    event = AuditEvent.objects.filter(event=Event.TRUSTLIST_IMPORT_FAILED).latest("id")
     assert event.target_id == str(failed.pk)
     assert event.detail["reason"] == failed.error[:300]
     return failed

@@ -41,21 +41,35 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size", type=int, default=BATCH_SIZE, help="Rows read per query."
         )
+        parser.add_argument(
+            "--no-seal",
+            action="store_true",
+            help="Do not seal the events recorded since the last sealing first (for a read-only "
+            "copy of the database): they are left out of the check and counted.",
+        )
 
-    def handle(self, *args, from_seq: int, anchors, public_key, batch_size: int, **options):
+    def handle(
+        self, *args, from_seq: int, anchors, public_key, batch_size: int, no_seal: bool, **options
+    ):
         directory = None
         if anchors is not None:
             directory = Path(anchors or settings.AUDIT_ANCHOR_DIR)
         try:
             key = load_public_key(public_key) if public_key else None
             report = chain_verify(
-                from_seq=from_seq, anchors_dir=directory, public_key=key, batch_size=batch_size
+                from_seq=from_seq,
+                anchors_dir=directory,
+                public_key=key,
+                batch_size=batch_size,
+                seal_first=not no_seal,
             )
         except (AnchorError, ImproperlyConfigured) as error:
             raise CommandError(str(error), returncode=2) from error
         if not report.ok:
             raise CommandError(report.problem, returncode=1)
         self.stdout.write(f"OK: {report.chain.verified} events verified, head {report.chain.head}")
+        if report.unsealed:
+            self.stdout.write(f"Not sealed yet (left out): {report.unsealed} events.")
         if report.purged:
             self.stdout.write(
                 f"Retention: {report.purged} older events purged; the chain starts after "
