@@ -19,7 +19,8 @@ Needs Postfix's ``smtp-sink`` and ``smtp-source`` (the Postfix daemon is not sta
    do); (c) our senders → ``manage.py smtp_gateway`` (a subprocess, real settings, PostgreSQL,
    Celery on Redis: ingestion is only enqueued) with STARTTLS (TLS 1.3, test PKI); (d) the same
    in plaintext. ``250`` means the encrypted raw and its row are committed; the rows are counted
-   afterwards against the 250s.
+   afterwards against the 250s. Case (c) also reports the CPU time per message of the gateway
+   processes, of PostgreSQL's and of the whole machine (``/proc``).
 2. ``ingest``: the first ``--ingest`` rows the gateway accepted, then ``--xdm`` copies of
    ``tests/ingestion/fixtures/xdm-report.eml`` (unique Message-IDs, accepted in-process), run
    through ``gateway.ingest`` sequentially in this process; ceiling: the bare stdlib MIME parse
@@ -437,6 +438,44 @@ def gateway_profiled_main(argv: list[str]) -> None:
     stats.dump_stats(argv[0])
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc), 0 for those gone."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_snapshot(gateway_pid: int) -> dict[str, float]:
+    """CPU used so far by the gateway (with its --processes children), by PostgreSQL's
+    processes and by the whole machine (busy time of /proc/stat)."""
+    children = Path(f"/proc/{gateway_pid}/task/{gateway_pid}/children")
+    pids = [gateway_pid, *map(int, children.read_text().split())] if children.exists() else []
+    postgres = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _comm(entry) == "postgres"
+    ]
+    busy = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    machine = (sum(busy) - busy[3] - busy[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    return {"gateway": _cpu_seconds(pids), "postgres": _cpu_seconds(postgres), "machine": machine}
+
+
+def _comm(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _cpu_per_message(before: dict, after: dict, messages: int) -> dict[str, float]:
+    return {
+        f"{name}_ms": round((after[name] - before[name]) * 1000 / messages, 2) for name in before
+    }
+
+
 def bench_gateway(args, pki: dict, figures: dict) -> None:
     from apps.gateway.models import InboundMessage
 
@@ -461,7 +500,11 @@ def bench_gateway(args, pki: dict, figures: dict) -> None:
         try:
             before = InboundMessage.objects.count()
             connections.close_all()
+            cpu = _cpu_snapshot(gateway.pid)
             out["c_ours_to_gateway_tls"] = send(port=port, tls=True, tag="c", **common)
+            out["c_ours_to_gateway_tls"]["cpu_per_message"] = _cpu_per_message(
+                cpu, _cpu_snapshot(gateway.pid), args.messages
+            )
             middle = InboundMessage.objects.count()
             out["c_ours_to_gateway_tls"]["rows_committed"] = middle - before
             connections.close_all()

@@ -15,9 +15,12 @@ Which reader to use:
   could have sent the beginning of a tampered object before failing.
 """
 
+import contextlib
 import hmac
 import io
 import logging
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,7 +127,7 @@ def blob_write(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
             spool.write(cipher.seal(index, chunk, final=final))
         ciphertext_size = spool.tell()
         spool.seek(0)
-        saved = storage.save(name, File(spool, name=name))
+        saved = _storage_save(storage, name, spool)
     if saved != name:  # the name is authenticated: a renamed object could not be read back
         storage.delete(saved)
         raise BlobError("The storage renamed the object.", extra={"name": saved})
@@ -138,6 +141,61 @@ def blob_write(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
         plaintext_mac=mac.hexdigest(),
         ciphertext_size=ciphertext_size,
     )
+
+
+# Directories of the filesystem storage known to exist (per process): blobs/xx/yy, 65,536 at most.
+_directories: set[str] = set()
+
+
+def _storage_save(storage: Storage, name: str, content: BinaryIO) -> str:
+    """``storage.save(name, content)``, but for the filesystem storage the file is created
+    directly (O_EXCL, with the storage's permissions): the generic path checks whether the name
+    is free, creates the directories, locks and chmods the file again for every object, which
+    costs more than encrypting a 50 KB message. The names are random: one that exists already
+    is an error, never a rename."""
+    if type(storage) is not FileSystemStorage:
+        return storage.save(name, File(content, name=name))
+    path = storage.path(name)
+    mode = storage.file_permissions_mode if storage.file_permissions_mode is not None else 0o666
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    _directory_ensure(storage, os.path.dirname(path))
+    try:
+        descriptor = os.open(path, flags, mode)
+    except FileNotFoundError:  # the directory went away since (an emptied storage)
+        _directories.discard(os.path.dirname(path))
+        _directory_ensure(storage, os.path.dirname(path))
+        descriptor = os.open(path, flags, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as target:
+            if storage.file_permissions_mode is not None:
+                os.fchmod(target.fileno(), mode)  # the exact mode, whatever the umask
+            shutil.copyfileobj(content, target, 1024 * 1024)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return name
+
+
+def _directory_ensure(storage: FileSystemStorage, directory: str) -> None:
+    """Make ``directory`` and its missing parents with the storage's directory permissions
+    (exactly: chmod after mkdir, as the umask may remove bits), once per process."""
+    if directory in _directories:
+        return
+    mode = storage.directory_permissions_mode
+    missing = []
+    level = directory
+    while not os.path.isdir(level):
+        missing.append(level)
+        level = os.path.dirname(level)
+    for level in reversed(missing):
+        try:
+            os.mkdir(level, mode if mode is not None else 0o777)
+        except FileExistsError:
+            continue  # made by another thread or process meanwhile
+        if mode is not None:
+            os.chmod(level, mode)
+    _directories.add(directory)
 
 
 def _cipher(blob: StoredBlob, keys: dict[str, bytes] | None = None) -> crypto.ChunkCipher:

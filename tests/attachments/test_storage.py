@@ -158,3 +158,32 @@ def test_a_filesystem_storage_without_location_is_refused(blob_root, settings):
     with pytest.raises(ImproperlyConfigured, match="MEDIA_ROOT"):
         blob_store(source=io.BytesIO(b"x"))
     assert not StoredBlob.objects.exists()
+
+
+def test_files_keep_the_storage_permissions_whether_their_directory_is_new_or_known(
+    blob_root, settings, monkeypatch
+):
+    """Objects are written directly (not through FileSystemStorage.save), their directories
+    made once with the storage's exact permissions, and made again when the storage was
+    emptied meanwhile."""
+    import shutil
+    import stat
+    import uuid
+
+    from apps.attachments import services as attachment_services
+
+    settings.STORAGES["default"]["OPTIONS"] |= {
+        "file_permissions_mode": 0o600,
+        "directory_permissions_mode": 0o700,
+    }
+    monkeypatch.setattr(attachment_services, "_new_name", lambda: f"blobs/aa/bb/{uuid.uuid4().hex}")
+    first, second = (blob_store(source=io.BytesIO(b"x" * 100)) for _ in range(2))
+    assert str(blob_root / "blobs" / "aa" / "bb") in attachment_services._directories
+    for blob in (first, second):
+        assert stat.S_IMODE(stored_path(blob_root, blob).stat().st_mode) == 0o600
+        assert blob_bytes(blob) == b"x" * 100
+    assert stat.S_IMODE((blob_root / "blobs" / "aa").stat().st_mode) == 0o700
+
+    shutil.rmtree(blob_root)
+    again = blob_store(source=io.BytesIO(b"y" * 10))
+    assert blob_bytes(again) == b"y" * 10

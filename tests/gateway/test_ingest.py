@@ -200,3 +200,39 @@ def admin_client_verified(client):
     login(client, staff)
     client.user = staff
     return client
+
+
+def test_a_group_is_enqueued_once_and_each_message_filed_on_its_own(settings):
+    """The gateway enqueues one task per group commit; a message of the group that fails goes
+    on alone (retries, then quarantine) and the others are filed."""
+    from apps.gateway import tasks
+
+    settings.GATEWAY_INGEST_MAX_ATTEMPTS = 2
+    mailbox = make_mailbox("cardio")
+    envelope = services.InboundEnvelope(mail_from=SENDER, rcpt_tos=(mailbox.address,))
+    gone = services.InboundEnvelope(mail_from=SENDER, rcpt_tos=(f"parti@{LOCAL_DOMAIN}",))
+    items = [
+        (raw, services.inbound_store_raw(raw=raw), env)
+        for raw, env in [
+            (message_bytes(to=mailbox.address, subject="Un"), envelope),
+            (message_bytes(to=f"parti@{LOCAL_DOMAIN}", subject="Perdu"), gone),
+            (message_bytes(to=mailbox.address, subject="Deux"), envelope),
+        ]
+    ]
+    rows = services.inbound_commit(items=items, enqueue=False)
+    sent = []
+    original = tasks.ingest_group.delay
+    tasks.ingest_group.delay = lambda ids: sent.append(ids) or original(ids)
+    try:
+        services.inbound_enqueue(inbound_ids=[row.pk for row in rows])
+    finally:
+        tasks.ingest_group.delay = original
+
+    assert sent == [[row.pk for row in rows]]
+    statuses = dict(InboundMessage.objects.values_list("pk", "status"))
+    assert [statuses[row.pk] for row in rows] == [
+        InboundStatus.INGESTED, InboundStatus.QUARANTINED, InboundStatus.INGESTED,
+    ]  # fmt: skip
+    assert sorted(Message.objects.filter(mailbox=mailbox).values_list("subject", flat=True)) == [
+        "Deux", "Un",
+    ]  # fmt: skip
