@@ -9,7 +9,11 @@ as web workers),
 against the same transaction without ``record()``, while a sealer thread runs ``seal()`` every
 ``--seal-interval`` seconds as the beat task does. Reports p50/p95/p99 of ``record()`` itself
 (one INSERT of an unsealed row), of the whole transaction with and without it, events per second,
-and the sealer's runs (events sealed, time per run, events sealed per second of sealing).
+and the sealer's runs (events sealed, time per run, events sealed per second of sealing). Each
+case runs three times: without ``record()``, with it in every transaction, and alternating (every
+other transaction of each writer), whose two halves give the added time under the very same
+conditions. Cases: 1 writer and 8 writers back to back (the 2 cores saturated), 8 writers paced
+by ``--think-ms`` between transactions (the rest of a request).
 
 ``verify``: loads ``--rows`` valid chained rows (hashes computed in Python with the project's
 ``compute_row_hash``, streamed to PostgreSQL with COPY; the secondary indexes are built after the
@@ -58,18 +62,20 @@ def migrate() -> None:
 # --- Writers ----------------------------------------------------------------------------------
 
 
-def _writer(n: int, per_writer: int, with_record: bool, think: float, barrier, results) -> None:
-    """One writer process (a web worker): its own connection, request-like transactions."""
+def _writer(n: int, per_writer: int, mode: str, think: float, barrier, results) -> None:
+    """One writer process (a web worker): its own connection, request-like transactions, with
+    ``record()`` in every one (mode "all"), none ("none") or every other one ("alternate")."""
     from django.db import connection, transaction
 
     from apps.audit.events import Event
     from apps.audit.services import record
 
-    record_times, tx_times = [], []
+    record_times, tx_times, plain_times = [], [], []
     with connection.cursor() as cursor:
         cursor.execute("INSERT INTO bench_request VALUES (%s, 0) ON CONFLICT DO NOTHING", [n])
     barrier.wait()
     for i in range(per_writer):
+        with_record = mode == "all" or (mode == "alternate" and (i + n) % 2 == 0)
         start = time.perf_counter()
         with transaction.atomic():
             with connection.cursor() as cursor:  # the request's own change
@@ -83,15 +89,15 @@ def _writer(n: int, per_writer: int, with_record: bool, think: float, barrier, r
                     extra={"mailbox": n},
                 )
                 record_times.append(time.perf_counter() - before)
-        tx_times.append(time.perf_counter() - start)
+        (tx_times if with_record else plain_times).append(time.perf_counter() - start)
         if think:
             time.sleep(think)  # the rest of the request: templates, other queries, the network
     connection.close()
-    results.put((record_times, tx_times))
+    results.put((record_times, tx_times, plain_times))
 
 
 def run_writers(
-    writers: int, events: int, *, with_record: bool, seal_interval: float, think: float = 0.0
+    writers: int, events: int, *, mode: str, seal_interval: float, think: float = 0.0
 ) -> dict:
     """``writers`` processes (forked, as web workers are separate processes: no shared GIL)
     and, in this process, a sealer thread running every ``seal_interval`` seconds."""
@@ -107,7 +113,7 @@ def run_writers(
     results = context.Queue()
     connection.close()  # not shared with the children
     processes = [
-        context.Process(target=_writer, args=(n, per_writer, with_record, think, barrier, results))
+        context.Process(target=_writer, args=(n, per_writer, mode, think, barrier, results))
         for n in range(writers)
     ]
     for process in processes:
@@ -129,10 +135,12 @@ def run_writers(
     start = time.perf_counter()
     record_times: list[float] = []
     tx_times: list[float] = []
+    plain_times: list[float] = []
     for _ in processes:
-        mine_record, mine_tx = results.get()
+        mine_record, mine_tx, mine_plain = results.get()
         record_times.extend(mine_record)
         tx_times.extend(mine_tx)
+        plain_times.extend(mine_plain)
     elapsed = time.perf_counter() - start
     for process in processes:
         process.join()
@@ -141,13 +149,16 @@ def run_writers(
     before = time.perf_counter()
     seal_runs.append((seal(), time.perf_counter() - before))  # what the last interval left
     connection.close()
+    everything = tx_times + plain_times
     result = {
         "writers": writers,
-        "transactions": len(tx_times),
-        "transactions_per_s": round(len(tx_times) / elapsed, 1),
-        "transaction": percentiles(tx_times),
+        "transactions": len(everything),
+        "transactions_per_s": round(len(everything) / elapsed, 1),
     }
-    if with_record:
+    if plain_times:
+        result["transaction_without_record"] = percentiles(plain_times)
+    if tx_times:
+        result["transaction_with_record"] = percentiles(tx_times)
         result["record"] = percentiles(record_times)
         sealed = sum(count for count, _ in seal_runs)
         busy = sum(seconds for _, seconds in seal_runs)
@@ -159,6 +170,12 @@ def run_writers(
             "events_per_s_of_sealing": round(sealed / busy) if busy else None,
         }
     return result
+
+
+def _added(with_record: dict, without: dict) -> dict:
+    return {
+        key: round(with_record[key] - without[key], 3) for key in ("p50_ms", "p95_ms", "mean_ms")
+    }
 
 
 def writers_main(args) -> dict:
@@ -173,19 +190,24 @@ def writers_main(args) -> dict:
     # paced: each writer spends --think-ms between transactions, as a request does elsewhere.
     for writers, think in ((1, 0.0), (8, 0.0), (8, args.think_ms / 1000)):
         options = {"seal_interval": args.seal_interval, "think": think}
-        baseline = run_writers(writers, args.events, with_record=False, **options)
-        audited = run_writers(writers, args.events, with_record=True, **options)
-        added = {
-            key: round(audited["transaction"][key] - baseline["transaction"][key], 3)
-            for key in ("p50_ms", "p95_ms", "mean_ms")
-        }
+        baseline = run_writers(writers, args.events, mode="none", **options)
+        audited = run_writers(writers, args.events, mode="all", **options)
+        # The same writers alternating transactions with and without record(): both halves see
+        # the same machine at the same moment (separate runs drift by more than 1 ms here).
+        alternate = run_writers(writers, args.events, mode="alternate", **options)
         results.append(
             {
                 "writers": writers,
                 "think_ms": think * 1000,
                 "without_record": baseline,
                 "with_record": audited,
-                "added_by_record": added,
+                "added_by_record": _added(
+                    audited["transaction_with_record"], baseline["transaction_without_record"]
+                ),
+                "alternating": alternate,
+                "added_by_record_alternating": _added(
+                    alternate["transaction_with_record"], alternate["transaction_without_record"]
+                ),
             }
         )
     from io import StringIO
@@ -313,7 +335,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     writers = sub.add_parser("writers")
     writers.add_argument("--events", type=int, default=2000)
-    writers.add_argument("--seal-interval", type=float, default=1.0)
+    writers.add_argument(
+        "--seal-interval", type=float, default=5.0, help="AUDIT_SEAL_INTERVAL's default"
+    )
     writers.add_argument("--think-ms", type=float, default=20.0)
     verify = sub.add_parser("verify")
     verify.add_argument("--rows", type=int, default=1_000_000)

@@ -45,6 +45,7 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -460,7 +461,14 @@ def _cpu_snapshot(gateway_pid: int) -> dict[str, float]:
     ]
     busy = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     machine = (sum(busy) - busy[3] - busy[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    return {"gateway": _cpu_seconds(pids), "postgres": _cpu_seconds(postgres), "machine": machine}
+    # The sender processes are joined by send(): their CPU is in this process's children's.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "gateway": _cpu_seconds(pids),
+        "postgres": _cpu_seconds(postgres),
+        "senders": children.ru_utime + children.ru_stime,
+        "machine": machine,
+    }
 
 
 def _comm(entry: Path) -> str:

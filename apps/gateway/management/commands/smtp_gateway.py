@@ -10,10 +10,6 @@ from django.db import connections
 from apps.gateway.server import GatewayOptions, GatewayServer
 
 READY_TIMEOUT = 60.0  # seconds for every process to listen
-# How long a thread holding the GIL keeps it while another waits (Python's default: 5 ms). The
-# database threads give it up at every query and must get it back to go on: with the event loop
-# busy, the default made each of the ~6 statements of a group commit wait up to 5 ms.
-SWITCH_INTERVAL = 0.0005
 
 
 class Command(BaseCommand):
@@ -48,7 +44,6 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_args: stop.set())
         gateway_options = GatewayOptions.from_settings(lmtp=lmtp)
         protocol = "LMTP" if lmtp else "SMTP"
-        sys.setswitchinterval(SWITCH_INTERVAL)
         if processes == 1:
             server = GatewayServer(gateway_options, host=host, port=port)
             server.start()
