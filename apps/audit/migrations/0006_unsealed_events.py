@@ -8,6 +8,8 @@ that seals a row, filling ``seq``, ``prev_hash`` and ``row_hash`` of a row that 
 and changing nothing else. A sealed row stays as it was: sealing it again is refused.
 """
 
+from importlib import import_module
+
 from django.conf import settings
 from django.db import migrations, models
 
@@ -39,27 +41,10 @@ END;
 $$;
 """
 
-PREVIOUS_FUNCTION = """
-CREATE OR REPLACE FUNCTION audit_auditevent_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_setting('mssweb.audit_maintenance', true) = 'on' THEN
-        IF TG_OP = 'DELETE' THEN
-            RETURN OLD;
-        END IF;
-        RETURN NEW;
-    END IF;
-    IF TG_OP = 'UPDATE' THEN
-        IF NEW.actor_id IS NULL
-           AND to_jsonb(NEW) - 'actor_id' = to_jsonb(OLD) - 'actor_id' THEN
-            RETURN NEW;
-        END IF;
-    END IF;
-    RAISE EXCEPTION 'audit_auditevent is append-only: % refused', TG_OP
-        USING HINT = 'Audit rows are never changed or removed.';
-END;
-$$;
-"""
+# Going back: the function as migration 0002 made it.
+PREVIOUS_FUNCTION = import_module("apps.audit.migrations.0002_append_only_trigger").CREATE.split(
+    "CREATE TRIGGER", 1
+)[0].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
 def allow_sealing(apps, schema_editor):
