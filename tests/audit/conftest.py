@@ -1,5 +1,9 @@
+from io import StringIO
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
 from apps.audit.testing import allow_audit_flush  # noqa: F401  (a fixture, used by name)
@@ -26,3 +30,18 @@ def tamper(db):
             cursor.execute(sql, params)
 
     return run
+
+
+def verify(*args: str) -> str:
+    """``manage.py audit_verify`` with these arguments: its output."""
+    out = StringIO()
+    call_command("audit_verify", *args, stdout=out)
+    return out.getvalue().strip()
+
+
+def verify_fails(*args: str) -> str:
+    """``manage.py audit_verify`` that must exit 1: its message."""
+    with pytest.raises(CommandError) as failure:
+        verify(*args)
+    assert failure.value.returncode == 1
+    return str(failure.value)

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from apps.audit.anchors import (
     anchor_private_key,
@@ -27,6 +26,7 @@ from apps.audit.events import Event
 from apps.audit.models import AuditEvent
 from apps.audit.services import record, seal
 from apps.audit.testing import sealed
+from tests.audit.conftest import verify, verify_fails
 
 
 @pytest.fixture
@@ -46,19 +46,6 @@ def chain(db, operator_key) -> list[AuditEvent]:
         record(event=Event.LOGIN_SUCCEEDED, actor_label=f"user{n}@example.org", extra={"n": n})
         for n in range(1, 6)
     ])  # fmt: skip
-
-
-def verify(*args: str) -> str:
-    out = StringIO()
-    call_command("audit_verify", *args, stdout=out)
-    return out.getvalue().strip()
-
-
-def verify_fails(*args: str) -> str:
-    with pytest.raises(CommandError) as failure:
-        verify(*args)
-    assert failure.value.returncode == 1
-    return str(failure.value)
 
 
 def anchor_lines(settings) -> list[dict]:

@@ -2,7 +2,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, compute_row_hash
 from apps.audit.events import Event
@@ -10,6 +9,7 @@ from apps.audit.models import AuditEvent
 from apps.audit.services import record
 from apps.audit.testing import sealed
 from apps.core.request_meta import RequestMeta
+from tests.audit.conftest import verify, verify_fails
 
 
 @pytest.fixture
@@ -25,19 +25,6 @@ def chain(db) -> list[AuditEvent]:
         )
         for seq in range(1, 6)
     ])  # fmt: skip
-
-
-def verify(*args: str) -> str:
-    out = StringIO()
-    call_command("audit_verify", *args, stdout=out)
-    return out.getvalue().strip()
-
-
-def verify_fails(*args: str) -> str:
-    with pytest.raises(CommandError) as failure:
-        verify(*args)
-    assert failure.value.returncode == 1
-    return str(failure.value)
 
 
 def test_audit_verify_accepts_a_good_chain(chain):

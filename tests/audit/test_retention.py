@@ -6,7 +6,6 @@ from io import StringIO
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.test import TestCase
 from django.utils import timezone
 
@@ -20,22 +19,10 @@ from apps.audit.services import record
 from apps.audit.testing import sealed
 from apps.mailbox import services as mail_services
 from apps.mailbox.models import FolderKind, Mailbox, Message
+from tests.audit.conftest import verify, verify_fails
 from tests.conftest import make_user
 
 LATER = timedelta(days=366)  # past the default retention of 365 days
-
-
-def verify(*args: str) -> str:
-    out = StringIO()
-    call_command("audit_verify", *args, stdout=out)
-    return out.getvalue().strip()
-
-
-def verify_fails(*args: str) -> str:
-    with pytest.raises(CommandError) as failure:
-        verify(*args)
-    assert failure.value.returncode == 1
-    return str(failure.value)
 
 
 @pytest.fixture
