@@ -8,6 +8,7 @@ fingerprint given (the key the sender imported), never the web of trust; symmetr
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
@@ -25,6 +26,30 @@ from apps.core.exceptions import ApplicationError
 logger = logging.getLogger(__name__)
 
 MAX_KEY_SIZE = 256 * 1024  # an armoured public key is a few KB; a big one, a few dozen
+
+# python-gnupg reads gpg's stderr (status lines and messages) through codecs.getreader(encoding)
+# with strict errors: one byte of a message that is not UTF-8 ends its reader thread, and the
+# result then lacks its status. This encoding is UTF-8 whose reader replaces such bytes.
+GPG_ENCODING = "mssweb_gpg_utf_8"
+
+
+def _gpg_codec(name: str) -> codecs.CodecInfo | None:
+    if name != GPG_ENCODING:
+        return None
+    utf8 = codecs.lookup("utf-8")
+
+    class Reader(utf8.streamreader):
+        def __init__(self, stream, errors: str = "replace") -> None:
+            super().__init__(stream, "replace")
+
+    return codecs.CodecInfo(
+        utf8.encode, utf8.decode, streamreader=Reader, streamwriter=utf8.streamwriter,
+        incrementalencoder=utf8.incrementalencoder, incrementaldecoder=utf8.incrementaldecoder,
+        name=GPG_ENCODING,
+    )  # fmt: skip
+
+
+codecs.register(_gpg_codec)
 _FINGERPRINT = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
 
 
@@ -55,7 +80,7 @@ def _home() -> Path:
 
 def _gpg(home: str | Path | None = None) -> gnupg.GPG:
     gpg = gnupg.GPG(gnupghome=str(home or _home()), gpgbinary=settings.GNUPG_BINARY)
-    gpg.encoding = "utf-8"
+    gpg.encoding = GPG_ENCODING
     return gpg
 
 

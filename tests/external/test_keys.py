@@ -93,3 +93,17 @@ def test_removing_the_last_use_of_a_key_forgets_it_in_gnupg(
     with django_capture_on_commit_callbacks(execute=True):
         contact_key_remove(user=dentist, key=key)
     assert not openpgp.key_usable(key.fingerprint)
+
+
+def test_gpg_messages_that_are_not_utf8_do_not_stop_reading_its_status():
+    """python-gnupg reads gpg's stderr with the encoding given: ours replaces a stray byte
+    instead of ending the reader thread (and losing the status lines after it)."""
+    import codecs
+    import io
+
+    reader = codecs.getreader(openpgp.GPG_ENCODING)(
+        io.BytesIO(b"gpg: \xf4 message \xc3\xa9trange\n[GNUPG:] DECRYPTION_OKAY\n")
+    )
+    assert reader.readline() == "gpg: \ufffd message étrange\n"
+    assert reader.readline() == "[GNUPG:] DECRYPTION_OKAY\n"
+    assert "clé".encode(openpgp.GPG_ENCODING) == "clé".encode()
