@@ -156,14 +156,15 @@ def _storage_save(storage: Storage, name: str, content: BinaryIO) -> str:
     if type(storage) is not FileSystemStorage:
         return storage.save(name, File(content, name=name))
     path = storage.path(name)
+    directory = os.path.dirname(path)
     mode = storage.file_permissions_mode if storage.file_permissions_mode is not None else 0o666
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    _directory_ensure(storage, os.path.dirname(path))
+    _directory_ensure(storage, directory)
     try:
         descriptor = os.open(path, flags, mode)
     except FileNotFoundError:  # the directory went away since (an emptied storage)
-        _directories.discard(os.path.dirname(path))
-        _directory_ensure(storage, os.path.dirname(path))
+        _directories.discard(directory)
+        _directory_ensure(storage, directory)
         descriptor = os.open(path, flags, mode)
     try:
         with os.fdopen(descriptor, "wb") as target:

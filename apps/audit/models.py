@@ -119,10 +119,6 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise AuditEventImmutableError("Audit events are insert-only.")
 
-    @property
-    def is_sealed(self) -> bool:
-        return self.seq is not None
-
 
 class AuditCheckpoint(models.Model):
     """What a retention purge removed from the start of the chain, so that the rest still

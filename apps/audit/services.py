@@ -47,7 +47,7 @@ from apps.audit.events import Event
 from apps.audit.models import AuditCheckpoint, AuditEvent
 from apps.core.request_meta import RequestMeta
 
-# Key of the PostgreSQL advisory lock that serialises appends to the chain: "mssaudit" in ASCII.
+# Key of the PostgreSQL advisory lock that serialises sealing (and purges): "mssaudit" in ASCII.
 CHAIN_LOCK_KEY = 0x6D73_7361_7564_6974
 
 # ``extra`` keys containing one of these words are refused, unless their value is a boolean (one

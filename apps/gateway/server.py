@@ -241,10 +241,10 @@ class GatewayHandler:
         return await future
 
     async def _commit_pending(self) -> None:
-        """One commit at a time (the audit chain serialises them anyway), of everything that
-        waits. If a group fails, its messages are tried one by one, so that one message that
-        cannot be stored does not refuse the others; a message whose commit failed has its
-        raw deleted and its session answers 451."""
+        """One commit at a time, of everything that waits (the messages that finish meanwhile
+        make the next group: one WAL flush for all of them). If a group fails, its messages are
+        tried one by one, so that one message that cannot be stored does not refuse the others;
+        a message whose commit failed has its raw deleted and its session answers 451."""
         try:
             while self._pending:
                 group = self._pending[:GROUP_COMMIT_MAX]

@@ -134,8 +134,8 @@ def inbound_commit(
 ) -> list[InboundMessage]:
     """The second half: the raws' ``StoredBlob`` rows, the ``InboundMessage`` rows and their
     audit events (one per message), in **one** transaction of a few multi-row INSERTs (the
-    gateway groups the messages that finished their data meanwhile: the audit chain serialises
-    commits, so one commit for several messages is what lets acceptance scale). Raises if
+    gateway groups the messages that finished their data meanwhile: one commit, one WAL flush,
+    for several messages is what lets acceptance scale). Raises if
     anything fails: then nothing was committed, and the caller decides what becomes of the
     files. With ``enqueue`` (the default) each row's ingestion is enqueued once committed;
     otherwise the caller does it with ``inbound_enqueue``."""

@@ -17,12 +17,8 @@ from mssweb import devstack
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_make_run_starts_the_gateway_on_port_2525():
-    command = devstack.PROCESSES["gateway"]
-    assert command[1:] == ["manage.py", "smtp_gateway", "--host", "127.0.0.1", "--port", "2525"]
-
-
-def test_gateway_command_serves_starttls_with_a_self_signed_pair_and_stops_on_sigterm(tmp_path):
+def gateway_env(tmp_path: Path) -> dict[str, str]:
+    """A gateway process on an empty database, its TLS pair made in ``tmp_path``."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "mssweb.settings_test",
@@ -31,6 +27,16 @@ def test_gateway_command_serves_starttls_with_a_self_signed_pair_and_stops_on_si
         "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
     }
     env.pop("GATEWAY_TLS_CERT", None)
+    return env
+
+
+def test_make_run_starts_the_gateway_on_port_2525():
+    command = devstack.PROCESSES["gateway"]
+    assert command[1:] == ["manage.py", "smtp_gateway", "--host", "127.0.0.1", "--port", "2525"]
+
+
+def test_gateway_command_serves_starttls_with_a_self_signed_pair_and_stops_on_sigterm(tmp_path):
+    env = gateway_env(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "smtp_gateway", "--port", "0", "--grace", "2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -67,14 +73,7 @@ def _children(pid: int) -> list[int]:
 def test_several_processes_share_the_port_and_all_stop_on_sigterm(tmp_path):
     """``--processes 2``: two gateway processes listen on the same port (SO_REUSEPORT), every
     connection is served by one of them, and SIGTERM stops them all cleanly."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "mssweb.settings_test",
-        "DJANGO_DEBUG": "true",
-        "MSSWEB_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
-    }
-    env.pop("GATEWAY_TLS_CERT", None)
+    env = gateway_env(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "smtp_gateway", "--port", "0", "--grace", "2",
          "--processes", "2"],
