@@ -37,7 +37,13 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections, connections
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+)
 
 from apps.gateway import selectors, services
 from apps.trustlist.dn import dn_of_certificate
@@ -164,15 +170,45 @@ _thread_state = threading.local()
 HEALTH_CHECK_EVERY = 5.0  # seconds between two checks of a database thread's connection
 
 
+class _Statements:
+    """An execute wrapper counting the statements of a call that the database answered."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        self.answered += 1
+        return result
+
+
 def _in_thread(function, kwargs):
     """Run ``function`` in a database thread. Its connection is checked (Django's health check,
     one ``SELECT 1``) at most every ``HEALTH_CHECK_EVERY`` seconds, and at once after an error:
     a check per call cost one more round trip per query. A connection broken meanwhile (the
-    database restarted) fails one call, which answers 451; the peer's retry gets a new one."""
+    database restarted) fails on the call's first statement, before anything of the call reached
+    the database: that call is run once more, on a new connection (a database still down fails
+    it again, and the session answers 451). A failure after a statement was answered is never
+    retried here: the call's transaction is rolled back and the peer's retry decides."""
     now = time.monotonic()
     if now - getattr(_thread_state, "checked", float("-inf")) >= HEALTH_CHECK_EVERY:
         _thread_state.checked = now
         close_old_connections()
+    statements = _Statements()
+    try:
+        with connection.execute_wrapper(statements):
+            return function(**kwargs)
+    except (OperationalError, InterfaceError):
+        _thread_state.checked = float("-inf")
+        close_old_connections()
+        if statements.answered or connection.in_atomic_block:
+            raise
+        logger.info("gateway database connection renewed")
+    except BaseException:
+        _thread_state.checked = float("-inf")
+        close_old_connections()
+        raise
+    _thread_state.checked = time.monotonic()
     try:
         return function(**kwargs)
     except BaseException:
