@@ -13,7 +13,9 @@ and the sealer's runs (events sealed, time per run, events sealed per second of 
 case runs three times: without ``record()``, with it in every transaction, and alternating (every
 other transaction of each writer), whose two halves give the added time under the very same
 conditions. Cases: 1 writer and 8 writers back to back (the 2 cores saturated), 8 writers paced
-by ``--think-ms`` between transactions (the rest of a request).
+by ``--think-ms`` between transactions (the rest of a request). A fourth run per case alternates
+transactions with and without a ``SELECT 1`` instead of ``record()``: what one round trip to the
+server adds under the same load, the floor for any statement a request adds.
 
 ``verify``: loads ``--rows`` valid chained rows (hashes computed in Python with the project's
 ``compute_row_hash``, streamed to PostgreSQL with COPY; the secondary indexes are built after the
@@ -64,7 +66,8 @@ def migrate() -> None:
 
 def _writer(n: int, per_writer: int, mode: str, think: float, barrier, results) -> None:
     """One writer process (a web worker): its own connection, request-like transactions, with
-    ``record()`` in every one (mode "all"), none ("none") or every other one ("alternate")."""
+    ``record()`` in every one (mode "all"), none ("none") or every other one ("alternate"); mode
+    "floor": every other one runs ``SELECT 1`` instead (one round trip and nothing else)."""
     from django.db import connection, transaction
 
     from apps.audit.events import Event
@@ -75,19 +78,24 @@ def _writer(n: int, per_writer: int, mode: str, think: float, barrier, results) 
         cursor.execute("INSERT INTO bench_request VALUES (%s, 0) ON CONFLICT DO NOTHING", [n])
     barrier.wait()
     for i in range(per_writer):
-        with_record = mode == "all" or (mode == "alternate" and (i + n) % 2 == 0)
+        with_record = mode == "all" or (mode in ("alternate", "floor") and (i + n) % 2 == 0)
         start = time.perf_counter()
         with transaction.atomic():
             with connection.cursor() as cursor:  # the request's own change
                 cursor.execute("UPDATE bench_request SET n = n + 1 WHERE id = %s", [n])
             if with_record:
                 before = time.perf_counter()
-                record(
-                    event=Event.MESSAGE_READ,
-                    actor_label=f"writer{n}@example.org",
-                    target=("mailbox.message", n * 1_000_000 + i),
-                    extra={"mailbox": n},
-                )
+                if mode == "floor":
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT 1")
+                        cursor.fetchone()
+                else:
+                    record(
+                        event=Event.MESSAGE_READ,
+                        actor_label=f"writer{n}@example.org",
+                        target=("mailbox.message", n * 1_000_000 + i),
+                        extra={"mailbox": n},
+                    )
                 record_times.append(time.perf_counter() - before)
         (tx_times if with_record else plain_times).append(time.perf_counter() - start)
         if think:
@@ -195,6 +203,7 @@ def writers_main(args) -> dict:
         # The same writers alternating transactions with and without record(): both halves see
         # the same machine at the same moment (separate runs drift by more than 1 ms here).
         alternate = run_writers(writers, args.events, mode="alternate", **options)
+        floor = run_writers(writers, args.events, mode="floor", **options)
         results.append(
             {
                 "writers": writers,
@@ -207,6 +216,9 @@ def writers_main(args) -> dict:
                 "alternating": alternate,
                 "added_by_record_alternating": _added(
                     alternate["transaction_with_record"], alternate["transaction_without_record"]
+                ),
+                "added_by_select_1_alternating": _added(
+                    floor["transaction_with_record"], floor["transaction_without_record"]
                 ),
             }
         )
