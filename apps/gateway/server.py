@@ -194,27 +194,22 @@ def _in_thread(function, kwargs):
     if now - getattr(_thread_state, "checked", float("-inf")) >= HEALTH_CHECK_EVERY:
         _thread_state.checked = now
         close_old_connections()
-    statements = _Statements()
-    try:
-        with connection.execute_wrapper(statements):
-            return function(**kwargs)
-    except (OperationalError, InterfaceError):
-        _thread_state.checked = float("-inf")
-        close_old_connections()
-        if statements.answered or connection.in_atomic_block:
-            raise
-        logger.info("gateway database connection renewed")
-    except BaseException:
-        _thread_state.checked = float("-inf")
-        close_old_connections()
-        raise
-    _thread_state.checked = time.monotonic()
-    try:
-        return function(**kwargs)
-    except BaseException:
-        _thread_state.checked = float("-inf")
-        close_old_connections()
-        raise
+    for last_try in (False, True):
+        statements = _Statements()
+        try:
+            with connection.execute_wrapper(statements):
+                return function(**kwargs)
+        except BaseException as exc:
+            _thread_state.checked = float("-inf")
+            close_old_connections()
+            stale = (
+                isinstance(exc, OperationalError | InterfaceError)
+                and not statements.answered
+                and not connection.in_atomic_block
+            )
+            if last_try or not stale:
+                raise
+            logger.info("gateway database connection renewed")
 
 
 def _peer_certificate(session) -> bytes | None:
