@@ -238,7 +238,9 @@ EVENTS = (100, 502, 503, 504, 500, 620, 621, 661)
 
 
 def generate(rows: int, batch: int = 20_000) -> float:
-    """COPY ``rows`` valid chained rows into audit_auditevent; returns seconds."""
+    """COPY ``rows`` valid chained events into audit_auditevent and their links into
+    audit_auditlink (the sealer's watermark set past them, as a running sealer keeps it);
+    returns seconds."""
     import psycopg
 
     from apps.audit.chain import GENESIS_HASH, canonical_json, compute_row_hash
@@ -246,23 +248,43 @@ def generate(rows: int, batch: int = 20_000) -> float:
     start = time.perf_counter()
     origin = datetime(2025, 11, 28, tzinfo=UTC)
     prev_hash = GENESIS_HASH
-    with psycopg.connect(URL) as conn, conn.cursor() as cursor:
+    with (
+        psycopg.connect(URL) as conn,
+        conn.cursor() as cursor,
+        psycopg.connect(URL) as link_conn,
+        link_conn.cursor() as link_cursor,
+    ):
+        # The links' unique and foreign key constraints are checked once after the load, as
+        # the secondary indexes are built after it.
+        link_constraints = cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'audit_auditlink'::regclass AND contype IN ('u', 'f')"
+        ).fetchall()
+        for name, _definition in link_constraints:
+            cursor.execute(f"ALTER TABLE audit_auditlink DROP CONSTRAINT {name}")
         secondary = [
             row[0]
             for row in cursor.execute(
-                "SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_auditevent' "
+                "SELECT indexdef FROM pg_indexes "
+                "WHERE tablename IN ('audit_auditevent', 'audit_auditlink') "
                 "AND indexname NOT IN (SELECT conname FROM pg_constraint)"
             )
         ]
         for definition in secondary:
             name = definition.split(" INDEX ", 1)[1].split(" ON ", 1)[0]
             cursor.execute(f"DROP INDEX {name}")
+        conn.commit()  # the two COPYs below run on two connections: no lock held across them
         columns = (
-            "id, seq, created_at, event, actor_id, actor_ref, actor_label, ip, user_agent, "
-            "target_type, target_id, detail, prev_hash, row_hash"
+            "id, created_at, event, actor_id, actor_ref, actor_label, ip, user_agent, "
+            "target_type, target_id, detail"
         )
-        with cursor.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy:
-            lines = []
+        with (
+            cursor.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy,
+            link_cursor.copy(
+                "COPY audit_auditlink (seq, event_id, prev_hash, row_hash) FROM STDIN"
+            ) as link_copy,
+        ):
+            lines, links = [], []
             for seq in range(1, rows + 1):
                 user = seq % 5000
                 fields = {
@@ -282,7 +304,6 @@ def generate(rows: int, batch: int = 20_000) -> float:
                     "\t".join(
                         (
                             str(seq),
-                            str(seq),
                             fields["created_at"].isoformat(),
                             str(fields["event"]),
                             "\\N",
@@ -293,25 +314,35 @@ def generate(rows: int, batch: int = 20_000) -> float:
                             fields["target_type"],
                             fields["target_id"],
                             canonical_json(fields["detail"]),
-                            prev_hash,
-                            row_hash,
                         )
                     )
                 )
+                links.append(f"{seq}\t{seq}\t{prev_hash}\t{row_hash}")
                 prev_hash = row_hash
                 if len(lines) == batch:
                     copy.write("\n".join(lines) + "\n")
-                    lines = []
+                    link_copy.write("\n".join(links) + "\n")
+                    lines, links = [], []
             if lines:
                 copy.write("\n".join(lines) + "\n")
+                link_copy.write("\n".join(links) + "\n")
+        cursor.execute(
+            "INSERT INTO audit_auditsealstate (id, low) VALUES (1, %s) "
+            "ON CONFLICT (id) DO UPDATE SET low = EXCLUDED.low",
+            [rows],
+        )
         conn.commit()  # runs the deferred foreign key checks queued by the COPY
+        link_conn.commit()
         loaded = time.perf_counter() - start
         for definition in secondary:
             cursor.execute(definition)
+        for name, definition in link_constraints:
+            cursor.execute(f"ALTER TABLE audit_auditlink ADD CONSTRAINT {name} {definition}")
         cursor.execute(
             "SELECT setval(pg_get_serial_sequence('audit_auditevent', 'id'), %s)", [rows]
         )
         cursor.execute("ANALYZE audit_auditevent")
+        cursor.execute("ANALYZE audit_auditlink")
     indexed = time.perf_counter() - start - loaded
     print(f"loaded {rows} rows in {loaded:.1f} s, indexes {indexed:.1f} s", file=sys.stderr)
     return time.perf_counter() - start

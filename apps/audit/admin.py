@@ -41,6 +41,9 @@ class AuditEventAdmin(admin.ModelAdmin):
     ordering = ["-id"]
     show_full_result_count = False  # no COUNT(*) over the whole trail on every search
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("link")
+
     def has_add_permission(self, request) -> bool:
         return False
 

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from apps.audit.chain import canonical_json, timestamp
 from apps.audit.events import Event
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditLink
 from apps.audit.services import record, seal
 
 logger = logging.getLogger(__name__)
@@ -236,14 +236,20 @@ def chain_anchor(*, now: datetime | None = None) -> dict[str, Any] | None:
     (which comes after the head it anchors). None when the trail is empty."""
     seal()
     head = (
-        AuditEvent.objects.filter(seq__isnull=False)
-        .order_by("-seq")
-        .values("seq", "row_hash", "created_at")
+        AuditLink.objects.order_by("-seq")
+        .values_list("seq", "row_hash", "event__created_at")
         .first()
     )
     if head is None:
         return None
-    anchor = anchor_sign(**head, anchored_at=now or timezone.now(), key=anchor_private_key())
+    seq, row_hash, created_at = head
+    anchor = anchor_sign(
+        seq=seq,
+        row_hash=row_hash,
+        created_at=created_at,
+        anchored_at=now or timezone.now(),
+        key=anchor_private_key(),
+    )
     sinks = []
     directory = settings.AUDIT_ANCHOR_DIR
     if directory:

@@ -138,7 +138,12 @@ def export_verify(data: Mapping[str, Any] | str | bytes) -> ExportCheck:
         return ExportCheck(problems=[_("L'export ne contient aucune ligne.")])
     check = ExportCheck()
     seqs = [row.get("seq") for row in rows if isinstance(row, Mapping)]
-    stored = {row.seq: row for row in AuditEvent.objects.filter(seq__in=[s for s in seqs if s])}
+    stored = {
+        row.seq: row
+        for row in AuditEvent.objects.filter(link__seq__in=[s for s in seqs if s]).select_related(
+            "link"
+        )
+    }
     for row in rows:
         try:
             seq = int(row["seq"])

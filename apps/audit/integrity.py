@@ -1,10 +1,12 @@
 """Checking the audit trail as stored: retention checkpoints, the hash chain, the anchors.
 
-``chain_verify`` reads the rows in keyset batches (``WHERE seq > last ORDER BY seq LIMIT n``
-on the unique ``seq`` index), so memory stays bounded whatever the size of the trail and no
-server-side cursor is needed; on PostgreSQL it runs in one REPEATABLE READ, READ ONLY transaction
-so that a purge or new rows committed meanwhile do not show up half-way. ``integrity_check`` is
-the daily task's service: it records the outcome and alerts staff on failure.
+``chain_verify`` reads the links in keyset batches (``WHERE seq > last ORDER BY seq LIMIT n``
+on the links' primary key), each joined to its event, so memory stays bounded whatever the size
+of the trail and no server-side cursor is needed; on PostgreSQL it runs in one REPEATABLE READ,
+READ ONLY transaction so that a purge or new rows committed meanwhile do not show up half-way.
+An event without a link below the sealer's watermark (``AuditSealState.low``) escaped the chain
+and is reported too. ``integrity_check`` is the daily task's service: it records the outcome and
+alerts staff on failure.
 
 After a retention purge the chain starts at the latest checkpoint: the first remaining row must
 link to the checkpoint's ``last_hash``, the checkpoints must chain from seq 1, and the
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Count, Min
 
 from apps.audit.anchors import anchor_private_key, anchor_signature_valid, anchors_read
 from apps.audit.chain import (
@@ -35,12 +38,18 @@ from apps.audit.chain import (
     verify_rows,
 )
 from apps.audit.events import Event
-from apps.audit.models import AuditCheckpoint, AuditEvent
+from apps.audit.models import AuditCheckpoint, AuditEvent, AuditLink, AuditSealState
 from apps.audit.services import record, seal
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("id", "prev_hash", "row_hash", *HASHED_FIELDS)
+# The same, read from a link and its event.
+_LINK_COLUMNS = tuple(
+    "event_id" if name == "id" else name if name in ("seq", "prev_hash", "row_hash") else
+    f"event__{name}"
+    for name in COLUMNS
+)  # fmt: skip
 BATCH_SIZE = 5000
 
 
@@ -80,7 +89,6 @@ def chain_verify(
     database): then they are left out and counted in ``unsealed``."""
     if seal_first:
         seal()
-    unsealed = AuditEvent.objects.filter(seq__isnull=True).count()
     with _snapshot():
         checkpoints = list(AuditCheckpoint.objects.order_by("last_seq").values())
         latest = checkpoints[-1] if checkpoints else None
@@ -97,7 +105,7 @@ def chain_verify(
             )
         if from_seq > start_seq:
             previous = (
-                AuditEvent.objects.filter(seq__lt=from_seq)
+                AuditLink.objects.filter(seq__lt=from_seq)
                 .order_by("-seq")
                 .values_list("seq", "row_hash")
                 .first()
@@ -113,7 +121,8 @@ def chain_verify(
                 f"({report.verified} events verified before it)"
             )
             return IntegrityReport(report, start_seq, purged, problem=problem)
-        if latest is not None:
+        unsealed, problem = _unsealed()
+        if problem is None and latest is not None:
             problem = _purge_event_problem(latest)
         checked = before_purge = 0
         if problem is None and anchors_dir is not None:
@@ -145,13 +154,14 @@ def rows_stream(
     *, start_seq: int, stop_seq: int | None = None, size: int = BATCH_SIZE
 ) -> Iterator[dict[str, Any]]:
     """Rows from ``start_seq`` (to ``stop_seq``) in seq order, as mappings for ``verify_rows``,
-    ``size`` at a time (keyset pagination: bounded memory, no server-side cursor)."""
+    ``size`` at a time (keyset pagination on the links' primary key, each joined to its event:
+    bounded memory, no server-side cursor). ``id`` is the event's."""
     last = start_seq - 1
-    rows = AuditEvent.objects.order_by("seq")
+    rows = AuditLink.objects.order_by("seq")
     if stop_seq is not None:
         rows = rows.filter(seq__lte=stop_seq)
     while True:
-        batch = list(rows.filter(seq__gt=last).values_list(*COLUMNS)[:size])
+        batch = list(rows.filter(seq__gt=last).values_list(*_LINK_COLUMNS)[:size])
         for row in batch:
             yield dict(zip(COLUMNS, row, strict=True))
         if len(batch) < size:
@@ -159,8 +169,23 @@ def rows_stream(
         last = batch[-1][COLUMNS.index("seq")]
 
 
+def _unsealed() -> tuple[int, str | None]:
+    """How many events have no link yet, and a problem if one of them should have one: every
+    event up to the sealer's ``low`` was sealed, so an unlinked one there escaped the chain."""
+    low = AuditSealState.objects.filter(pk=1).values_list("low", flat=True).first() or 0
+    found = AuditEvent.objects.filter(link__isnull=True).aggregate(
+        count=Count("id"), first=Min("id")
+    )
+    if found["first"] is not None and found["first"] <= low:
+        return found["count"], (
+            f"audit event id {found['first']} is not in the chain (the events up to id {low} "
+            "were all sealed)"
+        )
+    return found["count"], None
+
+
 def _leftover_rows(latest: dict[str, Any]) -> str | None:
-    if AuditEvent.objects.filter(seq__lte=latest["last_seq"]).exists():
+    if AuditLink.objects.filter(seq__lte=latest["last_seq"]).exists():
         return (
             f"checkpoint {latest['first_seq']}-{latest['last_seq']}: rows it says were purged "
             "are still there"
@@ -173,10 +198,10 @@ def _purge_event_problem(latest: dict[str, Any]) -> str | None:
     event = (
         AuditEvent.objects.filter(
             event=Event.AUDIT_PURGED,
-            seq__gt=latest["last_seq"],
+            link__seq__gt=latest["last_seq"],
             detail__last_seq=latest["last_seq"],
         )
-        .order_by("seq")
+        .order_by("link__seq")
         .values_list("detail", flat=True)
         .first()
     )
@@ -207,9 +232,8 @@ def _check_anchors(
     pending: dict[int, list[tuple[str, str]]] = {}
 
     def compare() -> str | None:
-        stored = dict(
-            AuditEvent.objects.filter(seq__in=list(pending)).values_list("seq", "row_hash")
-        )
+        links = AuditLink.objects.filter(seq__in=list(pending))
+        stored = dict(links.values_list("seq", "row_hash"))
         for seq, anchors in sorted(pending.items()):
             for where, row_hash in anchors:
                 if stored.get(seq) != row_hash:

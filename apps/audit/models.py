@@ -1,8 +1,9 @@
-"""The audit trail: one insert-only, hash-chained table.
+"""The audit trail: insert-only events, and the hash chain over them in a table of its own.
 
-Rows are written by ``apps.audit.services.record`` only. Python refuses to update or delete
-them (``save``, ``delete`` and the queryset's ``update``/``delete``); on PostgreSQL a trigger
-(migration 0002) refuses it in the database too. ``manage.py audit_verify`` checks the chain.
+Events are written by ``apps.audit.services.record`` only, their links in the chain by
+``apps.audit.services.seal``. Python refuses to update or delete either (``save``, ``delete``
+and the queryset's ``update``/``delete``); on PostgreSQL triggers (migrations 0002 and 0007)
+refuse it in the database too. ``manage.py audit_verify`` checks the chain.
 """
 
 from django.conf import settings
@@ -35,11 +36,12 @@ class AuditEventQuerySet(models.QuerySet):
 
 
 class AuditEvent(models.Model):
+    """One recorded event: written once by ``services.record`` and never changed (but for
+    ``actor_id`` set to NULL when the account is deleted). Its place in the hash chain is its
+    ``AuditLink``, added by ``services.seal`` shortly after; ``seq``, ``prev_hash`` and
+    ``row_hash`` read it (None and "" until then): query with ``select_related("link")``."""
+
     id = models.BigAutoField(primary_key=True)
-    # Position in the hash chain: 1, 2, 3… without gaps, given under a lock by services.seal()
-    # shortly after the event is recorded; empty until then (with prev_hash and row_hash).
-    # Unique among sealed rows (constraint below): an unsealed row touches no index for it.
-    seq = models.BigIntegerField(_("rang"), null=True, blank=True)
     created_at = models.DateTimeField(_("date"))
     event = models.PositiveSmallIntegerField(_("événement"), choices=event_choices)
     # SET_NULL, never CASCADE: a deleted account keeps its history. The (actor, -id) index below
@@ -63,9 +65,6 @@ class AuditEvent(models.Model):
     target_id = models.CharField(_("identifiant de cible"), max_length=64, blank=True)
     # Ids and old/new values only: never message content, tokens or second-factor secrets.
     detail = models.JSONField(_("détail"), default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64, blank=True, default="")
-    # NULL, not "", until sealed: the unique constraint below only covers sealed rows.
-    row_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -82,29 +81,6 @@ class AuditEvent(models.Model):
             # builds a partial index on ``detail -> 'mailbox'`` (the staff search by mailbox).
             models.Index(fields=["ip", "-id"], name="audit_ip_id_desc"),
             models.Index(fields=["created_at"], name="audit_created_at"),
-            # The rows waiting for the sealer: a few at any time, found without a scan.
-            models.Index(
-                fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed"
-            ),
-        ]
-        constraints = [
-            # Partial unique indexes: recording an event (an unsealed row) does not write them;
-            # the keyset reads of the chain (``seq > n ORDER BY seq``) use the first one.
-            models.UniqueConstraint(
-                fields=["seq"], condition=models.Q(seq__isnull=False), name="audit_seq_unique"
-            ),
-            models.UniqueConstraint(
-                fields=["row_hash"],
-                condition=models.Q(row_hash__isnull=False),
-                name="audit_row_hash_unique",
-            ),
-            models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_seq_positive"),
-            # Sealed (a place and both hashes) or not yet (none of them).
-            models.CheckConstraint(
-                condition=models.Q(seq__isnull=True, row_hash__isnull=True, prev_hash="")
-                | models.Q(seq__isnull=False, row_hash__isnull=False),
-                name="audit_sealed_whole",
-            ),
         ]
 
     def __str__(self) -> str:
@@ -118,6 +94,99 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AuditEventImmutableError("Audit events are insert-only.")
+
+    def _link(self) -> "AuditLink | None":
+        try:
+            return self.link
+        except AuditLink.DoesNotExist:
+            return None
+
+    @property
+    def seq(self) -> int | None:
+        """The event's place in the chain (1, 2, 3…), None until sealed."""
+        link = self._link()
+        return link.seq if link is not None else None
+
+    @property
+    def prev_hash(self) -> str:
+        link = self._link()
+        return link.prev_hash if link is not None else ""
+
+    @property
+    def row_hash(self) -> str | None:
+        link = self._link()
+        return link.row_hash if link is not None else None
+
+
+class AuditLinkQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AuditEventImmutableError("Audit links are insert-only.")
+
+    def delete(self):
+        raise AuditEventImmutableError("Audit links are insert-only.")
+
+    def bulk_create(self, *args, **kwargs):
+        raise AuditEventImmutableError("Audit links are written by audit.seal().")
+
+
+class AuditLink(models.Model):
+    """An event's place in the hash chain, written once by ``services.seal`` (under the chain
+    lock) and never changed: ``row_hash = sha256(prev_hash + canonical(event, seq))``, and
+    ``prev_hash`` is the ``row_hash`` of the link at ``seq - 1`` (see ``apps.audit.chain``).
+
+    The links are a table of their own so that recording an event is one INSERT of a row that
+    is never updated: sealing adds links instead of rewriting event rows and their indexes.
+    ``seq`` (the primary key) and ``row_hash`` are unique and the event has one link at most:
+    a sealer that bypassed the lock would get an IntegrityError, never a fork."""
+
+    seq = models.BigIntegerField(_("rang"), primary_key=True)
+    event = models.OneToOneField(
+        AuditEvent, verbose_name=_("événement"), on_delete=models.DO_NOTHING, related_name="link"
+    )
+    prev_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64)
+
+    objects = AuditLinkQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("maillon de la chaîne d'audit")
+        verbose_name_plural = _("maillons de la chaîne d'audit")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_link_seq_positive"),
+            # A constraint rather than ``unique=True``: on PostgreSQL the latter also builds a
+            # LIKE index on the column, one more B-tree on random keys for nothing.
+            models.UniqueConstraint(fields=["row_hash"], name="audit_link_row_hash_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq}"
+
+    def save(self, **kwargs) -> None:
+        raise AuditEventImmutableError("Audit links are written by apps.audit.services.seal().")
+
+    def delete(self, *args, **kwargs):
+        raise AuditEventImmutableError("Audit links are insert-only.")
+
+
+class AuditSealState(models.Model):
+    """The sealer's bookkeeping (one row), so that it finds the unsealed events without a scan:
+    every event with ``id <= low`` is sealed (or was never committed). ``mark_id`` and
+    ``mark_xid`` are the next ``low`` and when it becomes safe (see ``services.seal``).
+
+    Not audit data: changing it can only make the sealer look at more rows, or skip some, which
+    ``audit_verify`` reports (events below ``low`` without a link)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    low = models.BigIntegerField(default=0)
+    mark_id = models.BigIntegerField(null=True, blank=True)
+    mark_xid = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("état du scellement d'audit")
+        verbose_name_plural = _("états du scellement d'audit")
+
+    def __str__(self) -> str:
+        return f"<= {self.low}"
 
 
 class AuditCheckpoint(models.Model):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.audit.chain import GENESIS_HASH, compute_checkpoint_hash, verify_rows
 from apps.audit.events import Event
 from apps.audit.integrity import rows_stream
-from apps.audit.models import AuditCheckpoint, AuditEvent
+from apps.audit.models import AuditCheckpoint, AuditEvent, AuditLink
 from apps.audit.services import chain_head, record, seal
 from apps.core.exceptions import ApplicationError
 from apps.mailbox.models import FolderKind, Message
@@ -40,7 +40,7 @@ def audit_purge(*, now: datetime | None = None) -> AuditCheckpoint | None:
     seal()  # takes the chain lock, held to the end: one purge at a time, no sealing meanwhile
     head = chain_head()
     last = (
-        AuditEvent.objects.filter(created_at__lt=cutoff, seq__lt=head[0] if head else 0)
+        AuditLink.objects.filter(event__created_at__lt=cutoff, seq__lt=head[0] if head else 0)
         .order_by("-seq")
         .values_list("seq", "row_hash")
         .first()
@@ -59,12 +59,19 @@ def audit_purge(*, now: datetime | None = None) -> AuditCheckpoint | None:
         raise AuditPurgeRefused(
             f"audit rows {first_seq}-{last_seq} do not verify ({report.broken}): not purged"
         )
-    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    events = connection.ops.quote_name(AuditEvent._meta.db_table)
+    links = connection.ops.quote_name(AuditLink._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL mssweb.audit_maintenance = 'on'")
+        # The events first, found through their links (the foreign key is checked at COMMIT).
         cursor.execute(
-            f"DELETE FROM {table} WHERE seq >= %s AND seq <= %s",  # noqa: S608 - quoted name
+            f"DELETE FROM {events} WHERE id IN (SELECT event_id FROM {links} "  # noqa: S608
+            "WHERE seq >= %s AND seq <= %s)",
+            [first_seq, last_seq],
+        )
+        cursor.execute(
+            f"DELETE FROM {links} WHERE seq >= %s AND seq <= %s",  # noqa: S608 - quoted name
             [first_seq, last_seq],
         )
         deleted = cursor.rowcount

@@ -231,7 +231,7 @@ def activity_for_user(
             qs = qs.filter(created_at__lt=_day_start(date_to + timedelta(days=1)))
         if before is not None:
             qs = qs.filter(id__lt=before)
-        return qs.defer("prev_hash", "row_hash").order_by("-id")[: limit + 1]
+        return qs.order_by("-id")[: limit + 1]
 
     own = list(narrowed(AuditEvent.objects.filter(actor=user)))
     # What staff did to the account (suspension, second factor reset…); the user's own rows
@@ -457,7 +457,9 @@ def message_trace(*, user, message_id: int) -> Trace:
             condition |= part
     # Chain order; a row not sealed yet (the views seal first) comes last, in recording order.
     events = list(
-        AuditEvent.objects.filter(condition).order_by(F("seq").asc(nulls_last=True), "id")
+        AuditEvent.objects.filter(condition)
+        .select_related("link")
+        .order_by(F("link__seq").asc(nulls_last=True), "id")
     )
     by_delivery = {str(row.pk): row for row in deliveries}
     for row in events:
@@ -544,7 +546,7 @@ def staff_search(
         qs = qs.filter(created_at__gte=_day_start(date_from))
     if date_to is not None:
         qs = qs.filter(created_at__lt=_day_start(date_to + timedelta(days=1)))
-    return qs.order_by("-id")
+    return qs.select_related("link").order_by("-id")
 
 
 def audit_events_for_user(*, user, limit: int = 50) -> QuerySet[AuditEvent]:

@@ -7,29 +7,40 @@ row at a time. If ``record()`` gave it, every transaction that records an event 
 chain's lock from that moment until its commit (its WAL flush included), and concurrent requests
 would queue behind each other: 13 ms per event with 8 writers on PostgreSQL, measured.
 
-So the two are split:
+So the two are split, and so are the tables:
 
-1. ``record()`` only INSERTs the event, *unsealed* (``seq``, ``prev_hash`` and ``row_hash``
-   empty), in the caller's transaction, without any lock: it commits or rolls back with the
-   action it describes, and a rolled-back event never existed.
-2. ``seal()`` gives the committed unsealed rows their place: under a transaction-level
-   PostgreSQL advisory lock (``pg_advisory_xact_lock(CHAIN_LOCK_KEY)``; on SQLite the project's
-   IMMEDIATE transactions already serialise writers) it reads the head (the sealed row with the
-   highest ``seq``), then the unsealed rows in ``id`` order, and sets ``seq = head + 1, + 2…``
-   with their hashes. Under READ COMMITTED each statement takes a fresh snapshot, so reads made
-   after the lock is granted see what the previous sealer committed; rows still uncommitted are
-   invisible and get sealed by the next run. The chain order is the sealing order.
+1. ``record()`` only INSERTs the event (``AuditEvent``) in the caller's transaction, without any
+   lock: it commits or rolls back with the action it describes, and a rolled-back event never
+   existed. The row is written once and never updated.
+2. ``seal()`` gives the committed events that have no link yet their place: under a
+   transaction-level PostgreSQL advisory lock (``pg_advisory_xact_lock(CHAIN_LOCK_KEY)``; on
+   SQLite the project's IMMEDIATE transactions already serialise writers) it reads the head (the
+   link with the highest ``seq``), then the unlinked events in ``id`` order, and INSERTs their
+   ``AuditLink`` rows (``seq = head + 1, + 2…``, ``prev_hash``, ``row_hash``). Under READ
+   COMMITTED each statement takes a fresh snapshot, so reads made after the lock is granted see
+   what the previous sealer committed; events still uncommitted are invisible and get sealed by
+   the next run. The chain order is the sealing order.
+
+Finding the unlinked events without a scan of the table nor an index written by ``record()``:
+every event with ``id <= low`` (``AuditSealState``) is linked or was never committed, so the
+sealer only reads ``id > low`` (the primary key) against the links' unique ``event_id``. ``low``
+moves up in two steps on PostgreSQL, because a transaction may hold an id it has not committed:
+a run notes ``mark_id``, the last id handed out by the sequence, then (in a later statement) takes
+its own transaction id, ``mark_xid``; every transaction that can hold an id up to ``mark_id`` has
+a smaller transaction id (``record()`` takes its transaction id before its row's id: see
+``_insert_sql``). A later run whose snapshot ``xmin`` has reached ``mark_xid`` knows that all of
+them have ended, so once it has sealed every visible event, ``low = mark_id``. On SQLite,
+where the sealer holds the write lock, nothing is ever in progress: ``low`` is the last id sealed.
 
 Sealing runs out of the requests: the ``audit.seal`` Celery beat task every
 ``AUDIT_SEAL_INTERVAL`` seconds, and before anything that reads hashes (``audit_verify``, the
 daily check, anchors, retention purges, message traces and exports), so an event is chained
-within seconds and every proof handed out is sealed. Until then the row is already protected like
-a sealed one: on PostgreSQL the trigger of migration 0006 refuses every UPDATE and DELETE except
-the one that fills ``seq``, ``prev_hash`` and ``row_hash`` of an unsealed row, leaving the rest
-untouched; the models refuse changes in Python. The unique constraints on ``seq`` and
-``row_hash`` are the guard behind the lock: a sealer that somehow bypassed it gets an
-IntegrityError, never a fork. Figures for 1 and 8 writers are in BENCHMARKS.md
-(``bench/bench_audit.py``).
+within seconds and every proof handed out is sealed. Until then the event is already protected
+like a sealed one: on PostgreSQL the trigger of migration 0007 refuses every UPDATE and DELETE of
+an event (but for ``actor_id`` set to NULL) and of a link; the models refuse changes in Python.
+The unique ``seq``, ``row_hash`` and ``event_id`` of the links are the guard behind the lock: a
+sealer that somehow bypassed it gets an IntegrityError, never a fork. Figures for 1 and 8
+writers are in BENCHMARKS.md (``bench/bench_audit.py``).
 """
 
 import functools
@@ -44,7 +55,7 @@ from django.utils import timezone
 
 from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, canonical_ip, compute_row_hash
 from apps.audit.events import Event
-from apps.audit.models import AuditCheckpoint, AuditEvent
+from apps.audit.models import AuditCheckpoint, AuditEvent, AuditLink, AuditSealState
 from apps.core.request_meta import RequestMeta
 
 # Key of the PostgreSQL advisory lock that serialises sealing (and purges): "mssaudit" in ASCII.
@@ -135,20 +146,35 @@ def record_many(*, entries: Sequence[AuditEntry]) -> list[AuditEvent]:
 # update(), delete() and bulk_create(), so nothing else writes the trail.
 _COLUMNS = (
     "created_at", "event", "actor_id", "actor_ref", "actor_label", "ip", "user_agent",
-    "target_type", "target_id", "detail", "prev_hash",
+    "target_type", "target_id", "detail",
 )  # fmt: skip
 _INSERT_BATCH = 500  # rows per statement (SQLite allows 32,766 parameters)
 
 
 @functools.cache
 def _insert_sql(vendor: str, rows: int) -> str:
+    """On PostgreSQL the first row's id is ``nextval`` behind ``pg_current_xact_id()``: the
+    transaction has its transaction id before it takes an id from the sequence, which the
+    sealer's ``mark_xid`` relies on (the other rows' ids come after the first row's insert,
+    which needs the transaction id anyway)."""
     quote = connection.ops.quote_name
-    row_sql = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    table = quote(AuditEvent._meta.db_table)
+    row_sql = ", ".join(["%s"] * len(_COLUMNS))
+    columns = ", ".join(quote(column) for column in _COLUMNS)
+    if vendor == "postgresql":
+        first = f"(({_NEXT_ID_SQL}), {row_sql})"
+        values = ", ".join([first] + [f"(DEFAULT, {row_sql})"] * (rows - 1))
+        columns = f"{quote('id')}, {columns}"
+    else:
+        values = ", ".join([f"({row_sql})"] * rows)
     return (
-        f"INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608 - quoted names only
-        f"({', '.join(quote(column) for column in _COLUMNS)}) "
-        f"VALUES {', '.join([row_sql] * rows)} RETURNING {quote('id')}"
+        f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608 - quoted names only
+        f"RETURNING {quote('id')}"
     )
+
+
+_SEQUENCE_SQL = "pg_get_serial_sequence('audit_auditevent', 'id')"
+_NEXT_ID_SQL = f"SELECT nextval({_SEQUENCE_SQL}) WHERE pg_current_xact_id() IS NOT NULL"
 
 
 def _insert(prepared: Sequence[tuple[Any, dict[str, Any]]], now) -> list[AuditEvent]:
@@ -161,7 +187,7 @@ def _insert(prepared: Sequence[tuple[Any, dict[str, Any]]], now) -> list[AuditEv
             created_at, fields["event"], actor.pk if actor is not None else None,
             fields["actor_ref"], fields["actor_label"], fields["ip"], fields["user_agent"],
             fields["target_type"], fields["target_id"],
-            ops.adapt_json_value(fields["detail"], None), "",
+            ops.adapt_json_value(fields["detail"], None),
         ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection.vendor, len(prepared)), params)
@@ -171,11 +197,11 @@ def _insert(prepared: Sequence[tuple[Any, dict[str, Any]]], now) -> list[AuditEv
     for pk, (actor, fields) in zip(ids, prepared, strict=True):
         values = fields | {
             "id": pk, "created_at": now, "actor_id": actor.pk if actor is not None else None,
-            "seq": None, "prev_hash": "", "row_hash": None,
         }  # fmt: skip
         row = AuditEvent.from_db(connection.alias, names, [values[name] for name in names])
         if actor is not None:
             row.actor = actor
+        row._state.fields_cache["link"] = None  # not sealed yet: no query to find out
         rows.append(row)
     return rows
 
@@ -194,9 +220,13 @@ def seal(*, batch_size: int = SEAL_BATCH) -> int:
     while True:
         with transaction.atomic():
             chain_lock()
+            state = _state_get()
+            low, safe = state.low, _mark_reached(state)
+            # Before this transaction writes anything (see _mark_take).
+            mark = _mark_take(low) if state.mark_id is None or safe else None
             seq, prev_hash = _next_link()
             pending = list(
-                AuditEvent.objects.filter(seq__isnull=True)
+                AuditEvent.objects.filter(id__gt=low, link__isnull=True)
                 .order_by("id")
                 .values_list("id", *_SEALED_FIELDS)[:batch_size]
             )
@@ -205,40 +235,89 @@ def seal(*, batch_size: int = SEAL_BATCH) -> int:
                 row_hash = compute_row_hash(
                     prev_hash=prev_hash, seq=seq, **dict(zip(_SEALED_FIELDS, values, strict=True))
                 )
-                links.append((seq, prev_hash, row_hash, row_id))
+                links.append((seq, row_id, prev_hash, row_hash))
                 seq, prev_hash = seq + 1, row_hash
             if links:
-                _links_write(links)
+                _links_insert(links)
+            if len(links) < batch_size:  # every visible event is sealed: move ``low`` up
+                _state_advance(
+                    state, safe=safe, mark=mark, last_id=pending[-1][0] if pending else None
+                )
         total += len(links)
         if len(links) < batch_size:
             return total
 
 
-def _links_write(links: list[tuple[int, str, str, int]]) -> None:
-    """One UPDATE … FROM a list of values for the whole batch (PostgreSQL and SQLite ≥ 3.33)."""
-    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+def _links_insert(links: list[tuple[int, int, str, str]]) -> None:
+    table = connection.ops.quote_name(AuditLink._meta.db_table)
     values = ", ".join(["(%s, %s, %s, %s)"] * len(links))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET seq = link.seq, prev_hash = link.prev_hash, "  # noqa: S608
-            "row_hash = link.row_hash FROM (SELECT column1 AS seq, column2 AS prev_hash, "
-            f"column3 AS row_hash, column4 AS id FROM (VALUES {values}) AS v) AS link "
-            f"WHERE {table}.id = link.id AND {table}.seq IS NULL",
+            f"INSERT INTO {table} (seq, event_id, prev_hash, row_hash) VALUES {values}",  # noqa: S608
             [value for link in links for value in link],
         )
-        if cursor.rowcount != len(links):
-            # Sealed meanwhile by someone who bypassed the lock: give up rather than leave a gap.
-            raise RuntimeError("audit rows sealed twice: sealing abandoned")
+
+
+def _state_get() -> AuditSealState:
+    return AuditSealState.objects.filter(pk=1).first() or AuditSealState(pk=1)
+
+
+def _mark_reached(state: AuditSealState) -> bool:
+    """True when every transaction that could hold an event id up to ``state.mark_id`` has
+    ended: no transaction older than ``mark_xid`` is running any more."""
+    if state.mark_id is None or connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %s::text::xid8", [state.mark_xid]
+        )
+        return cursor.fetchone()[0]
+
+
+def _mark_take(low: int) -> tuple[int, int] | None:
+    """PostgreSQL: the next ``(mark_id, mark_xid)``: the last id the sequence handed out, then
+    this transaction's id, assigned right after reading it. Transaction ids are handed out in
+    order, and a transaction holding an event id took its transaction id before it (see
+    ``_insert_sql``), so every transaction that can hold an id up to ``mark_id`` has a smaller
+    transaction id than ``mark_xid``. Only in a transaction that had no transaction id yet (not
+    inside a caller's transaction that wrote already), and when events were recorded since."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT pg_current_xact_id_if_assigned() IS NULL, "
+            f"pg_sequence_last_value({_SEQUENCE_SQL})"
+        )
+        fresh, last_id = cursor.fetchone()
+        if not fresh or last_id is None or last_id <= low:
+            return None
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")  # a statement of its own
+        return last_id, cursor.fetchone()[0]
+
+
+def _state_advance(
+    state: AuditSealState, *, safe: bool, mark: tuple[int, int] | None, last_id: int | None
+) -> None:
+    """After a run that sealed every event it could see: every event up to ``mark_id`` is now
+    sealed if the mark was reached (PostgreSQL), up to the last one sealed on SQLite (nothing is
+    in progress while the sealer holds the write lock). Then the new mark, if one was taken."""
+    low, mark_id, mark_xid = state.low, state.mark_id, state.mark_xid
+    if connection.vendor != "postgresql":
+        low = max(low, last_id or 0)
+    else:
+        if safe:
+            low, mark_id, mark_xid = max(low, mark_id), None, None
+        if mark_id is None and mark is not None:
+            mark_id, mark_xid = mark
+    if (low, mark_id, mark_xid) != (state.low, state.mark_id, state.mark_xid):
+        AuditSealState.objects.update_or_create(
+            pk=1, defaults={"low": low, "mark_id": mark_id, "mark_xid": mark_xid}
+        )
 
 
 def chain_head() -> tuple[int, str] | None:
     """The seq and row_hash of the last sealed event, or None when there is none."""
-    return (
-        AuditEvent.objects.filter(seq__isnull=False)
-        .order_by("-seq")
-        .values_list("seq", "row_hash")
-        .first()
-    )
+    return AuditLink.objects.order_by("-seq").values_list("seq", "row_hash").first()
 
 
 def _fields(

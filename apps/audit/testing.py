@@ -33,6 +33,14 @@ def sealed(*rows):
     from apps.audit.services import seal
 
     seal()
-    by_id = AuditEvent.objects.in_bulk([row.pk for row in rows])
+    by_id = AuditEvent.objects.select_related("link").in_bulk([row.pk for row in rows])
     fresh = [by_id[row.pk] for row in rows]
     return fresh[0] if len(fresh) == 1 else fresh
+
+
+def chain_rows() -> list[dict]:
+    """Every sealed event in chain order, as ``apps.audit.integrity.rows_stream`` gives them:
+    ``id`` (the event's), ``seq``, ``prev_hash``, ``row_hash`` and the hashed fields."""
+    from apps.audit.integrity import rows_stream
+
+    return list(rows_stream(start_seq=1))

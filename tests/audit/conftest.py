@@ -45,3 +45,14 @@ def verify_fails(*args: str) -> str:
         verify(*args)
     assert failure.value.returncode == 1
     return str(failure.value)
+
+
+def rows_delete(tamper, condition: str, params: list | None = None) -> None:
+    """Delete sealed events and their links, chosen by a condition on the links (``seq >= %s``),
+    as someone with the database would remove rows from the trail."""
+    tamper(
+        "DELETE FROM audit_auditevent WHERE id IN "  # noqa: S608 - the tests' own SQL
+        f"(SELECT event_id FROM audit_auditlink WHERE {condition})",
+        params,
+    )
+    tamper(f"DELETE FROM audit_auditlink WHERE {condition}", params)  # noqa: S608

@@ -61,7 +61,11 @@ def test_an_altered_export_fails_with_the_first_problem(export_file):
 
 def test_an_export_of_a_chain_tampered_with_since_fails(export_file, tamper):
     seq = json.loads(export_file.read_bytes())["rows"][-1]["seq"]
-    tamper("UPDATE audit_auditevent SET ip = '203.0.113.66' WHERE seq = %s", [seq])
+    tamper(
+        "UPDATE audit_auditevent SET ip = '203.0.113.66' "
+        "WHERE id = (SELECT event_id FROM audit_auditlink WHERE seq = %s)",
+        [seq],
+    )
     with pytest.raises(CommandError) as raised:
         run(export_file)
     assert raised.value.returncode == 1

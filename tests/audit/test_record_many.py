@@ -10,7 +10,7 @@ from apps.audit.events import Event
 from apps.audit.integrity import chain_verify
 from apps.audit.models import AuditEvent
 from apps.audit.services import AuditEntry, record, record_many
-from apps.audit.testing import sealed
+from apps.audit.testing import chain_rows, sealed
 from apps.core.request_meta import RequestMeta
 
 
@@ -31,7 +31,7 @@ def test_record_many_appends_one_verifiable_link_per_entry_after_the_head(make_u
     assert [row.seq for row in rows] == [2, 3, 4]
     assert all(row.pk for row in rows)
     assert last.seq == 5
-    stored = list(AuditEvent.objects.order_by("seq").values())
+    stored = chain_rows()
     assert [row["target_id"] for row in stored[1:4]] == ["1", "2", "3"]
     assert [row["detail"] for row in stored[1:4]] == [{"size": 1}, {"size": 2}, {"size": 3}]
     assert stored[1]["prev_hash"] == first.row_hash

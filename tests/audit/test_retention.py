@@ -19,7 +19,7 @@ from apps.audit.services import record
 from apps.audit.testing import sealed
 from apps.mailbox import services as mail_services
 from apps.mailbox.models import FolderKind, Mailbox, Message
-from tests.audit.conftest import verify, verify_fails
+from tests.audit.conftest import rows_delete, verify, verify_fails
 from tests.conftest import make_user
 
 LATER = timedelta(days=366)  # past the default retention of 365 days
@@ -36,11 +36,11 @@ def test_purge_removes_old_rows_but_the_head_and_leaves_a_checkpoint(events):
 
     assert (checkpoint.first_seq, checkpoint.last_seq, checkpoint.count) == (1, 4, 4)
     assert checkpoint.last_hash == events[3].row_hash
-    assert list(AuditEvent.objects.order_by("seq").values_list("seq", "event")) == [
+    assert list(AuditEvent.objects.order_by("link__seq").values_list("link__seq", "event")) == [
         (5, Event.LOGIN_FAILED),
         (6, Event.AUDIT_PURGED),
     ]
-    purged = AuditEvent.objects.get(seq=6)
+    purged = AuditEvent.objects.get(link__seq=6)
     assert purged.actor is None
     assert purged.detail == {
         "first_seq": 1, "last_seq": 4, "count": 4, "last_hash": events[3].row_hash,
@@ -58,7 +58,8 @@ def test_purging_keeps_verification_green_across_several_purges(events):
     audit_purge(now=timezone.now() + LATER)
 
     assert list(AuditCheckpoint.objects.values_list("first_seq", "last_seq")) == [(1, 4), (5, 6)]
-    assert list(AuditEvent.objects.values_list("seq", flat=True).order_by("seq")) == [7, 8]
+    seqs = AuditEvent.objects.values_list("link__seq", flat=True).order_by("link__seq")
+    assert list(seqs) == [7, 8]
     report = chain_verify()
     assert report.ok, report.problem
     assert (report.start_seq, report.purged, report.head_seq) == (7, 6, 8)
@@ -83,13 +84,13 @@ def test_a_checkpoint_rewritten_with_its_hash_is_detected_by_the_chain(events, t
     audit_purge(now=timezone.now() + LATER)
     record(event=Event.LOGOUT)
     checkpoint = AuditCheckpoint.objects.get()
-    fifth = AuditEvent.objects.get(seq=5)
+    fifth = AuditEvent.objects.get(link__seq=5)
     fields = {
         "created_at": checkpoint.created_at, "first_seq": 1, "last_seq": 5, "count": 5,
         "last_hash": fifth.row_hash,
     }  # fmt: skip
     forged = compute_checkpoint_hash(prev_checkpoint_hash=checkpoint.prev_checkpoint_hash, **fields)
-    tamper("DELETE FROM audit_auditevent WHERE seq = 5")
+    rows_delete(tamper, "seq = 5")
     tamper(
         "UPDATE audit_auditcheckpoint SET last_seq = 5, count = 5, last_hash = %s, "
         "checkpoint_hash = %s",
@@ -108,7 +109,10 @@ def test_a_deleted_checkpoint_is_detected(events, tamper):
 
 
 def test_a_purge_refuses_to_erase_a_broken_range(events, tamper):
-    tamper("UPDATE audit_auditevent SET actor_label = 'x' WHERE seq = 2")
+    tamper(
+        "UPDATE audit_auditevent SET actor_label = 'x' "
+        "WHERE id = (SELECT event_id FROM audit_auditlink WHERE seq = 2)"
+    )
 
     with pytest.raises(AuditPurgeRefused):
         audit_purge(now=timezone.now() + LATER)
@@ -154,7 +158,7 @@ def test_daily_check_alerts_active_staff_on_failure(events, tamper, settings):
     former.is_active = False
     former.save(update_fields=["is_active"])
     make_user()
-    tamper("DELETE FROM audit_auditevent WHERE seq = 3")
+    rows_delete(tamper, "seq = 3")
 
     with TestCase.captureOnCommitCallbacks(execute=True):
         report = integrity_check()

@@ -1,13 +1,14 @@
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
+from django.utils import timezone
 
 from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, compute_row_hash
 from apps.audit.events import Event
-from apps.audit.models import AuditEvent, AuditEventImmutableError
+from apps.audit.models import AuditEvent, AuditEventImmutableError, AuditLink
 from apps.audit.selectors import audit_events_for_user
 from apps.audit.services import record, seal
-from apps.audit.testing import sealed
+from apps.audit.testing import chain_rows, sealed
 from apps.core.request_meta import RequestMeta
 
 META = RequestMeta(ip="192.0.2.10", user_agent="Mozilla/5.0 (X11)", session_key="s3cr3t-session")
@@ -25,7 +26,7 @@ def test_record_builds_a_valid_chain(make_user):
 
     assert seal() == 3
     assert seal() == 0
-    rows = list(AuditEvent.objects.order_by("seq").values())
+    rows = chain_rows()
     assert [row["seq"] for row in rows] == [1, 2, 3]
     assert [row["id"] for row in rows] == [event.id for event in events]
     assert rows[0]["prev_hash"] == GENESIS_HASH
@@ -170,10 +171,10 @@ def test_record_refuses_extra_that_cannot_be_stored_and_hashed_alike(db, extra):
 
 
 def test_record_stores_tuples_as_lists_so_the_hash_matches_what_is_read_back(db):
-    event = record(event=Event.ACCOUNT_UPDATED, extra={"ids": (1, 2), "big": 2**70})
+    record(event=Event.ACCOUNT_UPDATED, extra={"ids": (1, 2), "big": 2**70})
     seal()
 
-    row = AuditEvent.objects.values().get(pk=event.pk)
+    (row,) = chain_rows()
     assert row["detail"] == {"ids": [1, 2], "big": 2**70}
     assert row["row_hash"] == compute_row_hash(
         prev_hash=row["prev_hash"], **{name: row[name] for name in HASHED_FIELDS}
@@ -191,7 +192,7 @@ def test_deleting_the_actor_keeps_the_event_and_its_label(make_user):
     event = AuditEvent.objects.get()
     assert event.actor_id is None
     assert (event.actor_ref, event.actor_label) == (str(user_pk), "claire.morel@example.org")
-    row = AuditEvent.objects.values().get()
+    (row,) = chain_rows()
     assert row["row_hash"] == compute_row_hash(
         prev_hash=row["prev_hash"], **{name: row[name] for name in HASHED_FIELDS}
     )
@@ -214,9 +215,9 @@ def test_audit_events_cannot_be_changed_or_deleted_through_the_orm(db):
 
 def test_audit_events_are_only_written_by_record(db):
     with pytest.raises(AuditEventImmutableError, match="record"):
-        AuditEvent.objects.create(seq=1, event=Event.LOGOUT, prev_hash=GENESIS_HASH)
+        AuditEvent.objects.create(event=Event.LOGOUT, created_at=timezone.now())
     with pytest.raises(AuditEventImmutableError):
-        AuditEvent.objects.bulk_create([AuditEvent(seq=1, event=Event.LOGOUT)])
+        AuditEvent.objects.bulk_create([AuditEvent(event=Event.LOGOUT, created_at=timezone.now())])
     stored = record(event=Event.LOGOUT)
     copy = AuditEvent(**{f.attname: getattr(stored, f.attname) for f in AuditEvent._meta.fields})
     with pytest.raises(AuditEventImmutableError):
@@ -267,13 +268,33 @@ def test_sealing_follows_commits_and_a_late_commit_takes_the_next_place(db):
 
 
 def test_a_sealed_row_is_never_sealed_again(db):
-    from django.db import connection
+    from django.db import IntegrityError, connection
 
     event = sealed(record(event=Event.LOGOUT))
-    with connection.cursor() as cursor:
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE audit_auditevent SET seq = 7 WHERE id = %s AND seq IS NULL", [event.pk]
+            "INSERT INTO audit_auditlink (seq, event_id, prev_hash, row_hash) "
+            "VALUES (7, %s, %s, %s)",
+            [event.pk, event.row_hash, "f" * 64],
         )
-        assert cursor.rowcount == 0
     assert seal() == 0
     assert AuditEvent.objects.get().seq == 1
+
+
+def test_audit_links_are_only_written_by_seal(db):
+    event = sealed(record(event=Event.LOGOUT))
+    link, row_hash = AuditLink.objects.get(), event.row_hash
+    with pytest.raises(AuditEventImmutableError, match="seal"):
+        AuditLink.objects.create(seq=2, event=event, prev_hash=link.row_hash, row_hash="f" * 64)
+    with pytest.raises(AuditEventImmutableError):
+        AuditLink.objects.bulk_create([AuditLink(seq=2, event=event)])
+    link.row_hash = "f" * 64
+    with pytest.raises(AuditEventImmutableError):
+        link.save()
+    with pytest.raises(AuditEventImmutableError):
+        link.delete()
+    with pytest.raises(AuditEventImmutableError):
+        AuditLink.objects.update(row_hash="f" * 64)
+    with pytest.raises(AuditEventImmutableError):
+        AuditLink.objects.all().delete()
+    assert AuditLink.objects.values_list("seq", "row_hash").get() == (1, row_hash)

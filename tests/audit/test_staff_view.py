@@ -182,7 +182,7 @@ def test_domain_settings_changed_by_staff(staff_client, staff_user):
         "name": "nouveau.mssante.fr", "description": "Nouveau", "created_at_0": "2026-01-01",
         "created_at_1": "00:00:00",
     })  # fmt: skip
-    changed = AuditEvent.objects.filter(event=Event.SETTINGS_CHANGED_BY_STAFF).latest("seq")
+    changed = AuditEvent.objects.filter(event=Event.SETTINGS_CHANGED_BY_STAFF).latest("id")
     assert changed.detail["action"] == "changed"
     assert "is_active" in changed.detail["fields"]
     assert changed.actor_id == staff_user.pk

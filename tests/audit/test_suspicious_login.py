@@ -47,7 +47,9 @@ def log_in(client, django_capture_on_commit_callbacks):
 
 
 def notices():
-    return list(AuditEvent.objects.filter(event=Event.SUSPICIOUS_LOGIN_NOTIFIED).order_by("seq"))
+    return list(
+        AuditEvent.objects.filter(event=Event.SUSPICIOUS_LOGIN_NOTIFIED).order_by("link__seq")
+    )
 
 
 def test_login_from_a_new_device_sends_one_notice_and_records_it(user, log_in):
