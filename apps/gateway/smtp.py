@@ -101,6 +101,7 @@ class SMTPSession(asyncio.Protocol):
         self.session = Session()
         self.envelope = Envelope()
         self.buffer = bytearray()
+        self.replies: list[bytes] = []
         self.calls: dict[str, int] = {}
         self.busy = False  # a command's answer is awaited: what follows waits in the buffer
         self.closing = False
@@ -135,6 +136,7 @@ class SMTPSession(asyncio.Protocol):
             return
         kind = "LMTP" if options.lmtp else "ESMTP"
         self._write(f"220 {options.hostname} {kind} mssweb")
+        self._flush()
 
     def connection_lost(self, exc) -> None:
         self.closing = True
@@ -169,11 +171,20 @@ class SMTPSession(asyncio.Protocol):
         return False  # close
 
     def _write(self, reply: str) -> None:
+        """Queue a reply; ``_flush`` sends the queued ones in one write (the replies to
+        pipelined commands in one TLS record and one system call)."""
         if self.transport is not None and not self.closing:
-            self.transport.write(reply.encode("ascii", "replace") + b"\r\n")
+            self.replies.append(reply.encode("ascii", "replace") + b"\r\n")
+
+    def _flush(self) -> None:
+        if self.replies:
+            if self.transport is not None:
+                self.transport.write(b"".join(self.replies))
+            self.replies.clear()
 
     def _close_with(self, reply: str) -> None:
         self._write(reply)
+        self._flush()
         self.closing = True
         if self.transport is not None:
             self.transport.close()
@@ -202,6 +213,7 @@ class SMTPSession(asyncio.Protocol):
             if line is None:
                 break
             self._command(line)
+        self._flush()
         if self.paused and not self.busy and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
@@ -421,6 +433,7 @@ class SMTPSession(asyncio.Protocol):
         if self.buffer:  # commands pipelined before the handshake would be taken as protected
             self.buffer.clear()  # (CVE-2011-0411): thrown away, the client sends them again
         self._write("220 2.0.0 Ready to start TLS")
+        self._flush()
         self.transport.pause_reading()  # the ClientHello goes to the TLS layer, not to us
         self.busy = True
         self.loop.create_task(self._start_tls())
