@@ -586,7 +586,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
-        # aiosmtpd logs every command line at INFO; the gateway logs what matters itself.
+        # aiosmtpd (the test peers) logs every command line at INFO.
         "mail.log": {"level": "WARNING"},
     },
 }

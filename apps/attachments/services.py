@@ -30,7 +30,7 @@ from typing import BinaryIO
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
-from django.db import transaction
+from django.db import connections, models, router, transaction
 
 from apps.attachments import conf, crypto
 from apps.attachments.exceptions import (
@@ -96,17 +96,23 @@ def blob_store(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
     try:
         blob.save(force_insert=True)
     except BaseException:
-        blob_storage().delete(blob.name)
+        blob_discard(blob)
         raise
     return blob
 
 
-def blob_write(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
+def blob_write(
+    *, source: BinaryIO, max_size: int | None = None, inline: bool = False
+) -> StoredBlob:
     """The first half of ``blob_store``: the ciphertext written to storage and its row, **not
     saved**. The caller saves it (``save()`` or ``bulk_create``, typically in the transaction
     that also saves what refers to it: one commit for many objects) or, if that fails, deletes
-    the file with ``blob_storage().delete(blob.name)``. Until the row is committed the object
-    cannot be decrypted by anyone (its wrapped data key exists only in this instance)."""
+    the file with ``blob_discard``. Until the row is committed the object cannot be decrypted by
+    anyone (its wrapped data key exists only in this instance).
+
+    With ``inline`` the ciphertext is kept in the row (``StoredBlob.inline``), not written to
+    storage: it is durable when the row's transaction commits (one WAL write), with nothing to
+    delete if that fails. For small objects only: it is held in memory."""
     key_id = conf.active_key_id()
     master_key = conf.storage_keys()[key_id]
     name = _new_name()
@@ -117,7 +123,8 @@ def blob_write(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
     mac = cipher.plaintext_mac()
     size = 0
     storage = blob_storage()
-    with SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+    ciphertext = None
+    with io.BytesIO() if inline else SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         spool.write(crypto.HEADER)
         for index, (chunk, final) in enumerate(crypto.plaintext_chunks(source, chunk_size)):
             size += len(chunk)
@@ -126,8 +133,12 @@ def blob_write(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
             mac.update(chunk)
             spool.write(cipher.seal(index, chunk, final=final))
         ciphertext_size = spool.tell()
-        spool.seek(0)
-        saved = _storage_save(storage, name, spool)
+        if inline:
+            ciphertext = spool.getvalue()
+            saved = name
+        else:
+            spool.seek(0)
+            saved = _storage_save(storage, name, spool)
     if saved != name:  # the name is authenticated: a renamed object could not be read back
         storage.delete(saved)
         raise BlobError("The storage renamed the object.", extra={"name": saved})
@@ -140,7 +151,48 @@ def blob_write(*, source: BinaryIO, max_size: int | None = None) -> StoredBlob:
         size=size,
         plaintext_mac=mac.hexdigest(),
         ciphertext_size=ciphertext_size,
+        inline=ciphertext,
     )
+
+
+def blobs_save(blobs: list[StoredBlob]) -> None:
+    """Save new rows made by ``blob_write`` (``bulk_create``). On PostgreSQL the inline
+    ciphertexts are sent as binary parameters of one multi-row INSERT (server-side binding):
+    Django's client-side binding would write each into the SQL text as hex, twice its size, for
+    the server to parse back."""
+    db = router.db_for_write(StoredBlob)
+    connection = connections[db]
+    if connection.vendor != "postgresql" or not any(b.inline is not None for b in blobs):
+        StoredBlob.objects.using(db).bulk_create(blobs)
+        return
+    import psycopg
+
+    fields = [f for f in StoredBlob._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    marks = ", ".join("%b" if isinstance(f, models.BinaryField) else "%s" for f in fields)
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(StoredBlob._meta.db_table)} ({columns}) "  # noqa: S608 - quoted names only
+        f"VALUES {', '.join([f'({marks})'] * len(blobs))} RETURNING id"
+    )
+    params = [f.get_db_prep_save(f.pre_save(b, True), connection) for b in blobs for f in fields]
+    connection.ensure_connection()
+    # A cursor of Django's: its execute wrappers and error translation apply.
+    with connection.make_cursor(psycopg.Cursor(connection.connection)) as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    for blob, pk in zip(blobs, ids, strict=True):
+        blob.pk = pk
+        blob._state.adding = False
+        blob._state.db = db
+
+
+def blob_discard(blob: StoredBlob) -> None:
+    """Delete the ciphertext of an object ``blob_write`` made whose row was not saved (best
+    effort: without its row it cannot be decrypted anyway; an inline one has nothing to
+    delete)."""
+    if blob.inline is None:
+        with contextlib.suppress(Exception):
+            blob_storage().delete(blob.name)
 
 
 # Directories of the filesystem storage known to exist (per process): blobs/xx/yy, 65,536 at most.
@@ -152,7 +204,10 @@ def _storage_save(storage: Storage, name: str, content: BinaryIO) -> str:
     directly (O_EXCL, with the storage's permissions): the generic path checks whether the name
     is free, creates the directories, locks and chmods the file again for every object, which
     costs more than encrypting a 50 KB message. The names are random: one that exists already
-    is an error, never a rename."""
+    is an error, never a rename. The file and its directory entry are synced to disk before
+    this returns (``fdatasync``, then ``fsync`` of the directory): a row committed afterwards
+    never names an object a crash of the machine could lose (the gateway answers ``250`` only
+    after that commit)."""
     if type(storage) is not FileSystemStorage:
         return storage.save(name, File(content, name=name))
     path = storage.path(name)
@@ -171,11 +226,23 @@ def _storage_save(storage: Storage, name: str, content: BinaryIO) -> str:
             if storage.file_permissions_mode is not None:
                 os.fchmod(target.fileno(), mode)  # the exact mode, whatever the umask
             shutil.copyfileobj(content, target, 1024 * 1024)
+            target.flush()
+            os.fdatasync(target.fileno())
+        _directory_sync(directory)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)
         raise
     return name
+
+
+def _directory_sync(directory: str) -> None:
+    """Make the new file's name durable (its directory entry), as its data already is."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _directory_ensure(storage: FileSystemStorage, directory: str) -> None:
@@ -196,6 +263,7 @@ def _directory_ensure(storage: FileSystemStorage, directory: str) -> None:
             continue  # made by another thread or process meanwhile
         if mode is not None:
             os.chmod(level, mode)
+        _directory_sync(os.path.dirname(level))  # the new directory's own entry
     _directories.add(directory)
 
 
@@ -229,6 +297,8 @@ def _refused(blob: StoredBlob, exc: BlobTampered) -> None:
 
 
 def _open_ciphertext(blob: StoredBlob) -> BinaryIO:
+    if blob.inline is not None:
+        return io.BytesIO(bytes(blob.inline))
     try:
         return blob_storage().open(blob.name, "rb")
     except FileNotFoundError:
@@ -311,11 +381,12 @@ def blob_delete(blob: StoredBlob) -> None:
     """Delete the row (and with it the data key), then the ciphertext once that is committed.
 
     Should the file deletion fail, the file left behind cannot be decrypted any more."""
-    name = blob.name
+    name, in_storage = blob.name, blob.inline is None
     storage = blob_storage()
     with transaction.atomic():
         blob.delete()
-        transaction.on_commit(lambda: storage.delete(name), robust=True)
+        if in_storage:
+            transaction.on_commit(lambda: storage.delete(name), robust=True)
 
 
 def storage_key_rotate(*, to_key_id: str, batch_size: int = ROTATION_BATCH) -> int:

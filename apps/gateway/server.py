@@ -1,4 +1,4 @@
-"""The inbound SMTP (or LMTP) gateway, on aiosmtpd.
+"""The inbound SMTP (or LMTP) gateway: its rules (the protocol is ``apps.gateway.smtp``).
 
 Peers (other MSSanté operators) hand us mail for our mailboxes. The rules, in order:
 
@@ -32,9 +32,6 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import (
@@ -46,6 +43,7 @@ from django.db import (
 )
 
 from apps.gateway import selectors, services
+from apps.gateway.smtp import Envelope, Listener, Session
 from apps.trustlist.dn import dn_of_certificate
 
 logger = logging.getLogger(__name__)
@@ -57,25 +55,11 @@ REPLY_CERT_REFUSED = "550 5.7.1 Client certificate not listed for the sender's d
 REPLY_UNKNOWN_RCPT = "550 5.1.1 No such mailbox here"
 REPLY_MAILBOX_FULL = "452 4.2.2 Mailbox full"
 REPLY_TOO_MANY_RCPT = "452 4.5.3 Too many recipients"
-REPLY_TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
-REPLY_SESSION_TOO_LONG = "421 4.4.2 Session time limit exceeded"
 GROUP_COMMIT_MAX = 100  # messages committed together at most
 RCPT_CACHE_MAX = 10_000  # addresses remembered per process at most (then forgotten at once)
 
-# aiosmtpd's own replies, given their enhanced status codes (RFC 3463).
-_REWRITTEN = {
-    "552 Error: message size exceeds fixed maximum message size": (
-        "552 5.3.4 Message size exceeds fixed maximum message size"
-    ),
-    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed maximum message size",
-    "530 Must issue a STARTTLS command first": "530 5.7.0 Must issue a STARTTLS command first",
-    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
-    "500 Command line too long": "500 5.5.2 Command line too long",
-    "554 Command refused due to lack of security": "554 5.7.0 TLS negotiation failed",
-}
-
 # A dot between two line endings of which at least one is a bare CR or LF: what another
-# server may take for the end of data (SMTP smuggling, CVE-2023-51764/51765/51766). aiosmtpd
+# server may take for the end of data (SMTP smuggling, CVE-2023-51764/51765/51766). The session
 # only ends data on CRLF.CRLF and has removed one leading dot from each CRLF line, so a line that
 # was ".<LF>…" now starts with a bare LF: both forms are looked for.
 _BARE = rb"(?:(?<!\r)\n|\r(?!\n))"
@@ -83,8 +67,8 @@ _SMUGGLING = re.compile(rb"%s\.(?:\r\n|\n|\r)|(?:\A|\r\n)\.?%s" % (_BARE, _BARE)
 
 
 def smuggling_suspected(data: bytes) -> bool:
-    """True when ``data`` (as aiosmtpd gives it) holds an end-of-data-like sequence made with
-    a bare CR or LF."""
+    """True when ``data`` (as the session gives it: dots unstuffed) holds an end-of-data-like
+    sequence made with a bare CR or LF."""
     crlf = data.count(b"\r\n")
     if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
         return False  # no bare CR or LF at all (nearly every message): the regex is slow
@@ -159,13 +143,6 @@ def tls_context(*, cert: str, key: str, client_ca: str = "") -> ssl.SSLContext:
     return context
 
 
-class GatewayEnvelope(Envelope):
-    def __init__(self) -> None:
-        super().__init__()
-        self.client_dn = ""
-        self.check_sender_at_data = False  # null sender: the From: domain is checked instead
-
-
 _thread_state = threading.local()
 HEALTH_CHECK_EVERY = 5.0  # seconds between two checks of a database thread's connection
 
@@ -212,18 +189,36 @@ def _in_thread(function, kwargs):
             logger.info("gateway database connection renewed")
 
 
-def _peer_certificate(session) -> bytes | None:
-    ssl_object = (session.ssl or {}).get("ssl_object")
-    return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-
-
 def _domain(address: str) -> str:
     _local, at, domain = address.rpartition("@")
     return domain.strip().lower().rstrip(".") if at else ""
 
 
+class _Cache:
+    """Answers remembered for ``ttl`` seconds, per process (at most ``RCPT_CACHE_MAX``, then
+    forgotten at once)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._answers: dict = {}
+
+    def get(self, key):
+        cached = self._answers.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return None
+
+    def put(self, key, value) -> None:
+        if self.ttl > 0:
+            if len(self._answers) >= RCPT_CACHE_MAX:
+                self._answers.clear()
+            self._answers[key] = (value, time.monotonic() + self.ttl)
+
+
 class GatewayHandler:
-    """aiosmtpd hooks; one instance is shared by every session of a server."""
+    """The gateway's rules, called by the sessions (``apps.gateway.smtp``); one instance is
+    shared by every session of a server. A method answers at once (a reply) or returns a
+    coroutine when the answer needs the database, which runs in worker threads."""
 
     def __init__(self, options: GatewayOptions) -> None:
         self.options = options
@@ -232,11 +227,14 @@ class GatewayHandler:
         )
         self.connections = 0
         self.in_data = 0  # sessions between DATA and our reply to it
-        # Group commit: messages whose raw is stored wait here for the next commit.
+        # Group commit: messages whose data is complete wait here for the next commit.
         self._pending: list[tuple[tuple, asyncio.Future]] = []
         self._committer: asyncio.Task | None = None
-        # RCPT answers per address, for ``rcpt_cache_seconds``: address -> (state, expiry).
-        self._recipients: dict[str, tuple[selectors.RecipientState, float]] = {}
+        # RCPT answers per address and trusted DNs per domain, for ``rcpt_cache_seconds``: a
+        # mailbox created (or a quota raised, a trust list imported) is seen within that delay,
+        # and a peer sending to the same recipients costs one query per period, not per RCPT.
+        self._recipients = _Cache(options.rcpt_cache_seconds)
+        self._trusted_dns = _Cache(options.rcpt_cache_seconds)
 
     async def db(self, function, /, **kwargs):
         loop = asyncio.get_running_loop()
@@ -244,26 +242,129 @@ class GatewayHandler:
             self.executor, functools.partial(_in_thread, function, kwargs)
         )
 
-    async def recipient_state(self, address: str) -> selectors.RecipientState:
-        """``selectors.recipient_state``, remembered for ``rcpt_cache_seconds`` per process: a
-        mailbox created (or a quota raised) is seen within that delay, and a peer sending to
-        the same recipients costs one query per address per period instead of one per RCPT."""
-        ttl = self.options.rcpt_cache_seconds
-        now = time.monotonic()
-        cached = self._recipients.get(address)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+    def session_error(self, error: Exception) -> str:
+        """Any unexpected error in a session: ``451`` (the peer retries), logged without
+        details (an exception's text may quote what the peer sent)."""
+        logger.error("gateway session error", extra={"error": type(error).__name__})
+        return REPLY_INTERNAL_ERROR
+
+    # --- MAIL ---------------------------------------------------------------------------------
+
+    def mail(self, session: Session, envelope: Envelope, address: str, params: list[str]):
+        if not address:  # the null sender (reports): the From: domain is checked at DATA
+            envelope.check_sender_at_data = True
+            envelope.mail_from = ""
+            envelope.mail_options.extend(params)
+            return "250 2.1.0 OK"
+        return self._mail_checked(session, envelope, address, params)
+
+    async def _mail_checked(self, session, envelope, address: str, params: list[str]) -> str:
+        refusal = await self._certificate_refusal(session, envelope, _domain(address))
+        if refusal:
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(params)
+        return "250 2.1.0 OK"
+
+    async def _certificate_refusal(self, session: Session, envelope, domain: str) -> str | None:
+        ssl_object = session.ssl_object
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der is None:
+            if self.options.require_client_cert:
+                await self._refusal(session, reason="no_client_certificate", domain=domain)
+                return REPLY_CERT_REQUIRED
+            return None
+        dn = dn_of_certificate(der)
+        envelope.client_dn = dn
+        if not domain or dn not in await self._trusted_dns_for(domain):
+            await self._refusal(session, reason="certificate_not_listed", domain=domain, dn=dn)
+            return REPLY_CERT_REFUSED
+        return None
+
+    async def _trusted_dns_for(self, domain: str):
+        dns = self._trusted_dns.get(domain)
+        if dns is None:
+            dns = await self.db(selectors.trusted_dns_for, domain=domain)
+            self._trusted_dns.put(domain, dns)
+        return dns
+
+    async def _refusal(self, session: Session, *, reason: str, domain: str, dn: str = "") -> None:
+        try:
+            await self.db(
+                services.inbound_refusal_record,
+                reason=reason,
+                peer_ip=session.peer_ip,
+                sender_domain=domain,
+                client_dn=dn,
+            )
+        except Exception as exc:
+            logger.warning("gateway refusal not audited", extra={"error": type(exc).__name__})
+
+    # --- RCPT ---------------------------------------------------------------------------------
+
+    def rcpt(self, session: Session, envelope: Envelope, address: str):
+        address = address.strip().lower()
+        if address in envelope.rcpt_tos:
+            return "250 2.1.5 OK"
+        if len(envelope.rcpt_tos) >= self.options.max_recipients:
+            return REPLY_TOO_MANY_RCPT
+        state = self._recipients.get(address)
+        if state is not None:
+            return self._rcpt_answer(envelope, address, state)
+        return self._rcpt_looked_up(envelope, address)
+
+    async def _rcpt_looked_up(self, envelope: Envelope, address: str) -> str:
         state = await self.db(selectors.recipient_state, address=address)
-        if ttl > 0:
-            if len(self._recipients) >= RCPT_CACHE_MAX:
-                self._recipients.clear()
-            self._recipients[address] = (state, now + ttl)
-        return state
+        self._recipients.put(address, state)
+        return self._rcpt_answer(envelope, address, state)
+
+    @staticmethod
+    def _rcpt_answer(envelope: Envelope, address: str, state) -> str:
+        if state == selectors.RecipientState.UNKNOWN:
+            return REPLY_UNKNOWN_RCPT
+        if state == selectors.RecipientState.FULL:
+            return REPLY_MAILBOX_FULL
+        if address not in envelope.rcpt_tos:  # (two lookups of one address may overlap)
+            envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    # --- DATA ---------------------------------------------------------------------------------
+
+    async def data(self, session: Session, envelope: Envelope, raw: bytes) -> str:
+        if smuggling_suspected(raw):
+            domain = _domain(envelope.mail_from or "")
+            await self._refusal(session, reason="smtp_smuggling", domain=domain)
+            return REPLY_SMUGGLING
+        if envelope.check_sender_at_data:
+            refusal = await self._certificate_refusal(session, envelope, _header_from_domain(raw))
+            if refusal:
+                return refusal
+        ssl_object = session.ssl_object
+        cipher = ssl_object.cipher() if ssl_object is not None else None
+        inbound_envelope = services.InboundEnvelope(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            peer_ip=session.peer_ip,
+            helo=session.host_name or "",
+            tls_version=(ssl_object.version() or "") if ssl_object is not None else "",
+            tls_cipher=cipher[0] if cipher else "",
+            client_cert_dn=envelope.client_dn,
+            protocol="lmtp" if self.options.lmtp else "smtp",
+        )
+        try:
+            inbound = await self.accept(raw, inbound_envelope)
+        except Exception as exc:
+            logger.error(
+                "inbound message not stored", extra={"error": type(exc).__name__, "size": len(raw)}
+            )
+            return REPLY_INTERNAL_ERROR
+        logger.info("inbound message accepted", extra={"inbound": inbound.pk, "size": len(raw)})
+        return f"250 2.0.0 OK: queued as {inbound.pk}"
 
     async def accept(self, raw: bytes, envelope: services.InboundEnvelope):
-        """Store the raw (in parallel with other sessions), then wait for the commit of its row,
-        made together with those of the messages that were ready at the same time (with its
-        ``StoredBlob`` row: one commit per group, blobs included)."""
+        """Store the raw (encrypted, written and synced to disk, in parallel with other
+        sessions), then wait for the commit of its row, made together with those of the
+        messages that were ready at the same time (one commit per group, blobs included)."""
         blob = await self.db(services.inbound_store_raw, raw=raw)
         future = asyncio.get_running_loop().create_future()
         self._pending.append(((raw, blob, envelope), future))
@@ -272,16 +373,16 @@ class GatewayHandler:
         return await future
 
     async def _commit_pending(self) -> None:
-        """One commit at a time, of everything that waits (the messages that finish meanwhile
+        """One group at a time, of everything that waits (the messages that finish meanwhile
         make the next group: one WAL flush for all of them). If a group fails, its messages are
         tried one by one, so that one message that cannot be stored does not refuse the others;
-        a message whose commit failed has its raw deleted and its session answers 451."""
+        a message that still fails has its raw deleted and its session answers 451."""
         try:
             while self._pending:
                 group = self._pending[:GROUP_COMMIT_MAX]
                 del self._pending[:GROUP_COMMIT_MAX]
                 try:
-                    rows = await self._commit([i for i, _f in group])
+                    rows = await self._commit([item for item, _future in group])
                 except Exception as exc:
                     if len(group) == 1:
                         await self._failed(group[0], exc)
@@ -305,6 +406,12 @@ class GatewayHandler:
         enqueue = not self.options.enqueue_after_reply
         return await self.db(services.inbound_commit, items=items, enqueue=enqueue)
 
+    async def _failed(self, waiting: tuple[tuple, asyncio.Future], exc: Exception) -> None:
+        (_raw, blob, _envelope), future = waiting
+        with contextlib.suppress(Exception):
+            await self.db(services.inbound_discard, blob=blob)
+        _fail(future, exc)
+
     def _enqueue(self, rows: list) -> None:
         """Ingestion enqueued after the 250s are on their way, not before: the rows are
         committed, and the sweeper enqueues any the broker loses."""
@@ -315,129 +422,15 @@ class GatewayHandler:
                 _in_thread, services.inbound_enqueue, {"inbound_ids": [row.pk for row in rows]}
             )
 
-    async def _failed(self, waiting: tuple[tuple, asyncio.Future], exc: Exception) -> None:
-        (_raw, blob, _envelope), future = waiting
-        with contextlib.suppress(Exception):
-            await self.db(services.inbound_discard, blob=blob)
-        if not future.done():
-            future.set_exception(exc)
-
-    async def _refusal(self, session, *, reason: str, domain: str, dn: str = "") -> None:
-        try:
-            await self.db(
-                services.inbound_refusal_record,
-                reason=reason,
-                peer_ip=_peer_ip(session),
-                sender_domain=domain,
-                client_dn=dn,
-            )
-        except Exception as exc:
-            logger.warning("gateway refusal not audited", extra={"error": type(exc).__name__})
-
-    async def handle_exception(self, error: Exception) -> str:
-        """Any unexpected error in a session: ``451`` (the peer retries), logged without
-        details (an exception's text may quote what the peer sent)."""
-        if isinstance(error, TLSSetupException):  # a peer's failed handshake: the session ends
-            logger.info(
-                "gateway TLS handshake failed", extra={"error": type(error.__cause__).__name__}
-            )
-        else:
-            logger.error("gateway session error", extra={"error": type(error).__name__})
-        return REPLY_INTERNAL_ERROR
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        # No AUTH here: peers authenticate by their TLS certificate.
-        return [line for line in responses if not line[4:].upper().startswith("AUTH")]
-
-    async def _certificate_refusal(self, session, envelope, domain: str) -> str | None:
-        der = _peer_certificate(session)
-        if der is None:
-            if self.options.require_client_cert:
-                await self._refusal(session, reason="no_client_certificate", domain=domain)
-                return REPLY_CERT_REQUIRED
-            return None
-        dn = dn_of_certificate(der)
-        envelope.client_dn = dn
-        if not domain or dn not in await self.db(selectors.trusted_dns_for, domain=domain):
-            await self._refusal(session, reason="certificate_not_listed", domain=domain, dn=dn)
-            return REPLY_CERT_REFUSED
-        return None
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if address == "<>":
-            address = ""
-            envelope.check_sender_at_data = True
-        else:
-            refusal = await self._certificate_refusal(session, envelope, _domain(address))
-            if refusal:
-                return refusal
-        envelope.mail_from = address or "<>"
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        address = address.strip().lower()
-        if address in envelope.rcpt_tos:
-            return "250 2.1.5 OK"
-        if len(envelope.rcpt_tos) >= self.options.max_recipients:
-            return REPLY_TOO_MANY_RCPT
-        state = await self.recipient_state(address)
-        if state == selectors.RecipientState.UNKNOWN:
-            return REPLY_UNKNOWN_RCPT
-        if state == selectors.RecipientState.FULL:
-            return REPLY_MAILBOX_FULL
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
-        return "250 2.1.5 OK"
-
-    def _reply(self, envelope, status: str) -> str:
-        """LMTP answers once per recipient after DATA (RFC 2033 §4.2)."""
-        if self.options.lmtp:
-            return "\r\n".join(status for _rcpt in envelope.rcpt_tos)
-        return status
-
-    async def handle_DATA(self, server, session, envelope):
-        raw: bytes = envelope.original_content
-        if smuggling_suspected(raw):
-            domain = _domain(envelope.mail_from)
-            await self._refusal(session, reason="smtp_smuggling", domain=domain)
-            return self._reply(envelope, REPLY_SMUGGLING)
-        if envelope.check_sender_at_data:
-            refusal = await self._certificate_refusal(session, envelope, _header_from_domain(raw))
-            if refusal:
-                return self._reply(envelope, refusal)
-        ssl_object = (session.ssl or {}).get("ssl_object")
-        cipher = ssl_object.cipher() if ssl_object is not None else None
-        inbound_envelope = services.InboundEnvelope(
-            mail_from="" if envelope.mail_from == "<>" else envelope.mail_from,
-            rcpt_tos=tuple(envelope.rcpt_tos),
-            peer_ip=_peer_ip(session),
-            helo=session.host_name or "",
-            tls_version=(ssl_object.version() or "") if ssl_object is not None else "",
-            tls_cipher=cipher[0] if cipher else "",
-            client_cert_dn=envelope.client_dn,
-            protocol="lmtp" if self.options.lmtp else "smtp",
-        )
-        try:
-            inbound = await self.accept(raw, inbound_envelope)
-        except Exception as exc:
-            logger.error(
-                "inbound message not stored", extra={"error": type(exc).__name__, "size": len(raw)}
-            )
-            return self._reply(envelope, REPLY_INTERNAL_ERROR)
-        logger.info("inbound message accepted", extra={"inbound": inbound.pk, "size": len(raw)})
-        return self._reply(envelope, f"250 2.0.0 OK: queued as {inbound.pk}")
-
 
 def _resolve(future: asyncio.Future, row) -> None:
     if not future.done():  # a session that went away meanwhile: its message is kept all the same
         future.set_result(row)
 
 
-def _peer_ip(session) -> str | None:
-    peer = session.peer
-    return peer[0] if isinstance(peer, tuple) and peer else None
+def _fail(future: asyncio.Future, exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 def _header_from_domain(raw: bytes) -> str:
@@ -446,204 +439,6 @@ def _header_from_domain(raw: bytes) -> str:
         return _domain(parseaddr(str(headers.get("From", "") or ""))[1])
     except Exception:
         return ""
-
-
-def _longest_line(data: bytes) -> int:
-    """Length of the longest CRLF-ended line of ``data``, its CRLF included."""
-    return max(map(len, data.split(b"\r\n")), default=0) + 2
-
-
-_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
-
-
-class _GatewayProtocol:
-    """What the SMTP and LMTP servers add to aiosmtpd: connection and session-time limits,
-    replies with enhanced status codes, our envelope."""
-
-    event_handler: GatewayHandler
-    _socket = None
-
-    def _create_envelope(self) -> GatewayEnvelope:
-        return GatewayEnvelope()
-
-    def connection_made(self, transport) -> None:
-        first = getattr(self, "_original_transport", None) is None and self.transport is None
-        super().connection_made(transport)
-        if first:
-            self._socket = transport.get_extra_info("socket")
-            handler = self.event_handler
-            handler.connections += 1
-            self._counted = True
-            self._admitted = handler.connections <= handler.options.max_connections
-            self._deadline = self.loop.call_later(
-                handler.options.session_timeout, self._session_expired
-            )
-
-    def data_received(self, data: bytes) -> None:
-        # Acknowledge what arrives at once rather than after the kernel's delayed-ACK timer
-        # (≈ 40 ms on Linux): a peer with Nagle's algorithm on (most clients) holds the last
-        # TLS record of a message until its previous ones are acknowledged, so each message
-        # waited for that timer before its final dot reached us (20 msg/s over one TLS
-        # connection instead of 200). Linux forgets the option after a while: set per read.
-        if _QUICKACK is not None and self._socket is not None:
-            with contextlib.suppress(OSError):
-                self._socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-        super().data_received(data)
-
-    def connection_lost(self, error) -> None:
-        if getattr(self, "_counted", False):
-            self._counted = False
-            self.event_handler.connections -= 1
-            self._deadline.cancel()
-        super().connection_lost(error)
-
-    def _session_expired(self) -> None:
-        if self.transport is not None:
-            self.transport.write(REPLY_SESSION_TOO_LONG.encode() + b"\r\n")
-            self.transport.close()
-
-    async def _handle_client(self) -> None:
-        if not self._admitted:
-            await self.push(REPLY_TOO_MANY_CONNECTIONS)
-            self.transport.close()
-            return
-        await super()._handle_client()
-
-    async def smtp_DATA(self, arg) -> None:
-        # Counted until our reply is written, so that a stop lets the transaction finish.
-        self.event_handler.in_data += 1
-        try:
-            await self._data(arg)
-        finally:
-            self.event_handler.in_data -= 1
-
-    async def _data(self, arg) -> None:
-        """aiosmtpd's ``smtp_DATA`` with the same replies and limits, reading the data in
-        chunks up to each ``.<CRLF>`` instead of one line at a time (≈ 6 ms of event-loop time
-        for a 50 KB message, the gateway's bottleneck). The lines are checked afterwards: one
-        longer than ``line_length_limit`` answers 500, more than ``data_size_limit`` bytes 552,
-        once the end of data is read; a leading dot is removed from each line (RFC 5321 4.5.2).
-        """
-        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
-            return
-        if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
-            return
-        if arg:
-            await self.push("501 Syntax: DATA")
-            return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        limit = self.data_size_limit
-        data = bytearray()
-        size = 0
-        too_long = too_much = False
-        before = b"\r\n"  # the two bytes before the unread data: the data starts a line
-        while self.transport is not None:
-            try:
-                chunk = await self._reader.readuntil(b".\r\n")
-                found = True
-            except asyncio.CancelledError:
-                self._writer.close()  # the connection was reset during DATA
-                raise
-            except asyncio.LimitOverrunError as exc:
-                # No ".<CRLF>" within the reader's limit: take what was searched (the last two
-                # bytes stay, in case they begin the separator).
-                chunk = await self._reader.read(exc.consumed)
-                found = False
-            seen = before + chunk
-            if found and seen[-5:-3] == b"\r\n":  # <CRLF>.<CRLF>: the end of data
-                chunk = chunk[:-3]
-            else:
-                found = False
-            before = seen[-2:]
-            size += len(chunk)
-            if not (too_long or too_much):
-                data += chunk
-                if limit and size > limit:
-                    too_long = _longest_line(data) > self.line_length_limit
-                    too_much = not too_long
-                    data = bytearray()
-            if found:
-                break
-        else:
-            return  # the connection is gone: nothing to answer, nothing kept
-        if not (too_long or too_much) and _longest_line(data) > self.line_length_limit:
-            too_long = True
-        if too_long or too_much:
-            await self.push(
-                "500 Line too long (see RFC5321 4.5.3.1.6)"
-                if too_long
-                else "552 Error: Too much mail data"
-            )
-            self._set_post_data_state()
-            return
-        # Transparency (RFC 5321 4.5.2): one leading dot removed from every line.
-        original_content = (b"\r\n" + bytes(data)).replace(b"\r\n.", b"\r\n")[2:]
-        del data
-        self.envelope.content = original_content
-        self.envelope.original_content = original_content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push(status)
-
-    async def push(self, status) -> None:
-        if isinstance(status, str):
-            status = _REWRITTEN.get(status, status)
-        await super().push(status)
-
-
-class GatewaySMTP(_GatewayProtocol, SMTP):
-    # RFC 5321 §4.5.3.1.6: 998 octets + CRLF, plus one for a transparency dot.
-    line_length_limit = 1001
-
-
-class GatewayLMTP(_GatewayProtocol, LMTP):
-    line_length_limit = 1001
-
-
-class GatewayController(Controller):
-    def __init__(
-        self, handler: GatewayHandler, *, host: str, port: int, reuse_port: bool = False
-    ) -> None:
-        options = handler.options
-        self.reuse_port = reuse_port
-        super().__init__(
-            handler,
-            hostname=host,
-            port=port,
-            server_hostname=options.hostname,
-            ident="mssweb",
-            data_size_limit=options.max_message_size,
-            enable_SMTPUTF8=False,
-            tls_context=options.tls_context,
-            require_starttls=options.require_tls,
-            timeout=options.idle_timeout,
-            auth_exclude_mechanism=["LOGIN", "PLAIN"],
-            command_call_limit=options.max_commands,
-        )
-
-    def factory(self):
-        protocol = GatewayLMTP if self.handler.options.lmtp else GatewaySMTP
-        return protocol(self.handler, **self.SMTP_kwargs)
-
-    def _create_server(self):
-        return self.loop.create_server(
-            self._factory_invoker,
-            host=self.hostname,
-            port=self.port,
-            ssl=self.ssl_context,
-            reuse_port=self.reuse_port or None,
-        )
-
-    def _trigger_server(self):
-        if self.port == 0:  # an ephemeral port (tests): the one the system chose
-            self.port = self.server.sockets[0].getsockname()[1]
-        if self.reuse_port:
-            # A connection to the port could reach another process's listener: check that a
-            # session can be made here without one.
-            self.loop.call_soon_threadsafe(self._factory_invoker)
-            return
-        super()._trigger_server()
 
 
 class GatewayServer:
@@ -660,30 +455,26 @@ class GatewayServer:
         reuse_port: bool = False,
     ):
         self.handler = GatewayHandler(options)
-        self.controller = GatewayController(
-            self.handler, host=host, port=port, reuse_port=reuse_port
-        )
+        self.listener = Listener(self.handler, host=host, port=port, reuse_port=reuse_port)
         self._stopped = False
 
     @property
     def port(self) -> int:
-        return self.controller.port
+        return self.listener.port
 
     def start(self) -> "GatewayServer":
-        self.controller.start()
+        self.listener.start()
         return self
 
     def stop(self, *, grace: float = 30.0) -> None:
         if self._stopped:
             return
         self._stopped = True
-        controller = self.controller
-        if controller.server is not None:
-            controller.loop.call_soon_threadsafe(controller.server.close)
+        self.listener.stop_accepting()
         deadline = time.monotonic() + grace
         while self.handler.in_data and time.monotonic() < deadline:
             time.sleep(0.05)
-        controller.stop()
+        self.listener.stop()
         _close_thread_connections(self.handler.executor, self.handler.options.db_threads)
         self.handler.executor.shutdown(wait=True)
 

@@ -29,7 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.attachments.models import StoredBlob
-from apps.attachments.services import blob_bytes, blob_storage, blob_write
+from apps.attachments.services import blob_bytes, blob_discard, blob_write, blobs_save
 from apps.audit.events import Event
 from apps.audit.services import AuditEntry, record, record_many
 from apps.core.exceptions import ApplicationError
@@ -113,20 +113,20 @@ def inbound_accept(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
 
 
 def inbound_store_raw(*, raw: bytes) -> StoredBlob:
-    """The first half of accepting: the encrypted raw source written to storage, outside any
-    transaction. Its ``StoredBlob`` row is **not saved**: ``inbound_commit`` saves it with the
-    message's row (one commit for both, and for a whole group of messages)."""
-    return blob_write(source=io.BytesIO(raw))
+    """The first half of accepting: the raw source encrypted, outside any transaction, its
+    ciphertext kept in its ``StoredBlob`` row (``inline``), which is **not saved**:
+    ``inbound_commit`` saves it with the message's row. The raw is then durable when that one
+    commit is (a whole group's raws in one WAL flush, where files would need two fsyncs each)."""
+    return blob_write(source=io.BytesIO(raw), inline=True)
 
 
 def inbound_discard(*, blob: StoredBlob) -> None:
-    """Delete the ciphertext of a message whose commit failed (best effort: without its row,
-    it cannot be decrypted anyway). Kept if its row exists after all (the commit went through
-    but its acknowledgement was lost): the peer, answered ``451``, sends a copy again, which
-    ingestion records as a duplicate."""
+    """Forget the raw of a message whose commit failed. Kept if its row exists after all (the
+    commit went through but its acknowledgement was lost): the peer, answered ``451``, sends
+    a copy again, which ingestion records as a duplicate."""
     with contextlib.suppress(Exception):
         if not StoredBlob.objects.filter(name=blob.name).exists():
-            blob_storage().delete(blob.name)
+            blob_discard(blob)
 
 
 def inbound_commit(
@@ -143,7 +143,7 @@ def inbound_commit(
     for blob in blobs:
         blob.pk = None  # a failed earlier attempt may have set it before rolling back
     with transaction.atomic():
-        StoredBlob.objects.bulk_create(blobs)
+        blobs_save(blobs)
         rows = InboundMessage.objects.bulk_create(
             [
                 InboundMessage(

@@ -11,12 +11,14 @@ from django.http import FileResponse
 from apps.attachments import crypto
 from apps.attachments.models import StoredBlob
 from apps.attachments.services import (
+    BlobTampered,
     BlobTooLarge,
     blob_bytes,
     blob_delete,
     blob_open,
     blob_read_verified,
     blob_store,
+    blob_write,
 )
 from tests.attachments.conftest import CHUNK, files_under, random_bytes, stored_path
 
@@ -187,3 +189,53 @@ def test_files_keep_the_storage_permissions_whether_their_directory_is_new_or_kn
     shutil.rmtree(blob_root)
     again = blob_store(source=io.BytesIO(b"y" * 10))
     assert blob_bytes(again) == b"y" * 10
+
+
+def test_a_file_and_its_new_directories_are_synced_to_disk_before_the_row_exists(
+    blob_root, monkeypatch
+):
+    """What a commit names after ``blob_write`` survives a crash of the machine: the file's data
+    (``fdatasync``) and its directory entry, and those of directories made for it (``fsync``)."""
+    import os
+
+    synced: list[str] = []
+    real_fdatasync, real_fsync = os.fdatasync, os.fsync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: synced.append("data") or real_fdatasync(fd))
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append("entry") or real_fsync(fd))
+    blob = blob_write(source=io.BytesIO(b"compte rendu"))
+    assert not StoredBlob.objects.exists()
+    assert stored_path(blob_root, blob).read_bytes()  # written, not yet saved
+    # The storage's directories made (blobs/xx/yy at least: one entry each), then the file's
+    # data and its own entry.
+    assert synced[-2:] == ["data", "entry"]
+    assert len(synced) >= 5
+    assert set(synced[:-2]) == {"entry"}
+    synced.clear()
+    blob_write(source=io.BytesIO(b"autre"))
+    assert synced[-2:] == ["data", "entry"]
+
+
+def test_an_inline_object_lives_in_its_row_only(blob_root, django_capture_on_commit_callbacks):
+    data = random_bytes(3 * CHUNK + 5)
+    blob = blob_write(source=io.BytesIO(data), inline=True)
+    blob.save()
+    assert files_under(blob_root) == []
+    stored = StoredBlob.objects.get(pk=blob.pk)
+    assert len(stored.inline) == stored.ciphertext_size
+    assert data not in bytes(stored.inline)
+    assert blob_bytes(stored) == data
+    with blob_read_verified(stored) as verified:
+        assert verified.read() == data
+    with django_capture_on_commit_callbacks(execute=True):
+        blob_delete(stored)
+    assert not StoredBlob.objects.exists()
+
+
+def test_a_changed_inline_ciphertext_is_refused(blob_root):
+    blob = blob_write(source=io.BytesIO(b"x" * 5000), inline=True)
+    blob.save()
+    tampered = bytearray(blob.inline)
+    tampered[-20] ^= 1
+    StoredBlob.objects.filter(pk=blob.pk).update(inline=bytes(tampered))
+    with pytest.raises(BlobTampered):
+        blob_bytes(StoredBlob.objects.get(pk=blob.pk))

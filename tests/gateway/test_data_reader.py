@@ -1,4 +1,4 @@
-"""The gateway's chunked DATA reader (``_GatewayProtocol._data``) keeps aiosmtpd's semantics:
+"""The gateway's chunked DATA reader (``apps.gateway.smtp``) reads the data as RFC 5321 says:
 end of data only on <CRLF>.<CRLF>, one leading dot removed per line, 500 for a line over 1001
 octets, 552 over the size limit; and concurrent messages committed together are all kept."""
 
@@ -9,7 +9,8 @@ import pytest
 from django.conf import settings as django_settings
 
 from apps.gateway.models import InboundMessage
-from apps.gateway.server import _longest_line, smuggling_suspected
+from apps.gateway.server import smuggling_suspected
+from apps.gateway.smtp import longest_line
 from tests.gateway.conftest import LOCAL_DOMAIN, connect, make_mailbox
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("allow_audit_flush")]
@@ -46,7 +47,7 @@ def _send_raw(server, body: bytes, *, rcpt: str) -> tuple[bytes, bytes]:
         ),
     ],
 )
-def test_data_is_read_as_aiosmtpd_reads_it(gateway, body, stored):
+def test_data_is_read_as_rfc_5321_says(gateway, body, stored):
     make_mailbox("secretariat")
     server = gateway(require_tls=False)
     reply, after = _send_raw(server, body, rcpt=f"secretariat@{LOCAL_DOMAIN}")
@@ -100,7 +101,7 @@ def test_concurrent_messages_are_each_committed_once(gateway, pki):
 
 
 def test_helpers():
-    assert _longest_line(b"ab\r\ncdef\r\n") == 6
-    assert _longest_line(b"") == 2
+    assert longest_line(b"ab\r\ncdef\r\n") == 6
+    assert longest_line(b"") == 2
     assert not smuggling_suspected(b"a\r\n.\r\nb\r\n")
     assert smuggling_suspected(b"a\r\n.\nb\r\n")

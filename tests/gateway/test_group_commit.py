@@ -1,5 +1,6 @@
-"""What the gateway's throughput rests on: the group commit that saves the raws' blob rows with
-the messages' rows and audit events in one transaction, and the per-process RCPT cache."""
+"""What the gateway's throughput rests on: the group commit that saves the raws' blob rows (the
+ciphertext inline) with the messages' rows and audit events in one transaction, and the
+per-process RCPT cache."""
 
 import smtplib
 import time
@@ -30,7 +31,8 @@ def _envelope(**fields) -> services.InboundEnvelope:
 def test_a_group_commits_blobs_rows_and_one_audit_event_per_message_together(mailbox):
     raws = [message_bytes(to=mailbox.address, subject=f"Compte rendu {n}") for n in range(3)]
     items = [(raw, services.inbound_store_raw(raw=raw), _envelope()) for raw in raws]
-    assert not StoredBlob.objects.exists()  # written to storage only, not saved yet
+    assert not StoredBlob.objects.exists()  # encrypted, not saved yet
+    assert all(blob.inline for _raw, blob, _envelope in items)  # the ciphertext is in the row
 
     rows = services.inbound_commit(items=items, enqueue=False)
 
@@ -44,7 +46,7 @@ def test_a_group_commits_blobs_rows_and_one_audit_event_per_message_together(mai
 def test_a_failed_group_keeps_no_row_and_each_message_can_then_commit_alone(mailbox):
     """One message of the group cannot be audited (a NUL in what the peer sent): the whole
     transaction rolls back, blob rows included; the gateway then commits the messages one by
-    one and discards the file of the one that fails again."""
+    one and forgets the raw of the one that fails again (kept in its row, never in a file)."""
     good_raw = message_bytes(to=mailbox.address, subject="Bon")
     bad_raw = message_bytes(to=mailbox.address, subject="Mauvais")
     good = (good_raw, services.inbound_store_raw(raw=good_raw), _envelope())
@@ -56,17 +58,16 @@ def test_a_failed_group_keeps_no_row_and_each_message_can_then_commit_alone(mail
     assert not StoredBlob.objects.exists()
     assert not InboundMessage.objects.exists()
     assert not AuditEvent.objects.exists()
-    assert storage.exists(good[1].name)  # the caller decides what becomes of them
-    assert storage.exists(bad[1].name)
+    assert not storage.exists(good[1].name)  # inline: durable with the commit, or not at all
+    assert not storage.exists(bad[1].name)
 
     [row] = services.inbound_commit(items=[good], enqueue=False)  # a fresh blob id
     assert blob_bytes(StoredBlob.objects.get(pk=row.raw_id)) == good_raw
     with pytest.raises(REFUSED):
         services.inbound_commit(items=[bad], enqueue=False)
     services.inbound_discard(blob=bad[1])
-    assert not storage.exists(bad[1].name)
-    services.inbound_discard(blob=good[1])  # its row exists: the file is kept
-    assert storage.exists(good[1].name)
+    services.inbound_discard(blob=good[1])  # its row exists: kept
+    assert blob_bytes(StoredBlob.objects.get(pk=row.raw_id)) == good_raw
     assert InboundMessage.objects.count() == 1
     assert chain_verify().ok
 

@@ -271,16 +271,8 @@ def test_null_sender_is_checked_against_the_from_domain(mutual_tls_gateway, pki,
 # --- Failures and attacks -----------------------------------------------------------------------
 
 
-def test_storage_failure_answers_451_and_keeps_nothing(gateway, pki, mailbox, settings, tmp_path):
-    not_a_directory = tmp_path / "not-a-directory"
-    not_a_directory.write_text("")
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": not_a_directory},
-        },
-    }
+def test_storage_failure_answers_451_and_keeps_nothing(gateway, pki, mailbox, settings):
+    settings.STORAGE_ACTIVE_KEY = "retired"  # no such master key: the raw cannot be encrypted
     server = gateway()
     with connect(server, pki) as client:
         code, text = send(client, to=[mailbox.address], raw=message_bytes(to=mailbox.address))
