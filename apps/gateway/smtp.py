@@ -256,7 +256,7 @@ class SMTPSession(asyncio.Protocol):
             return
         method = getattr(self, f"smtp_{verb}", None) if verb.isalpha() else None
         if method is None:
-            self._write(f'500 5.5.2 Error: command "{verb[:16]}" not recognized')
+            self._write(f'500 5.5.1 Error: command "{verb[:16]}" not recognized')
             return
         if self.options.require_tls and self.session.ssl_object is None and verb not in _BEFORE_TLS:
             self._write(REPLY_NEED_TLS)
@@ -378,29 +378,23 @@ class SMTPSession(asyncio.Protocol):
         lines.append("HELP")
         return "\r\n".join(f"250-{line}" for line in lines[:-1]) + f"\r\n250 {lines[-1]}"
 
-    def smtp_EHLO(self, arg: str) -> str:
-        if self.options.lmtp:
-            return '500 5.5.1 Error: command "EHLO" not recognized'
+    def _greeting(self, verb: str, arg: str, *, lmtp: bool, extended: bool) -> str:
+        """EHLO and HELO (SMTP) or LHLO (LMTP): the session starts over."""
+        if self.options.lmtp != lmtp:
+            return f'500 5.5.1 Error: command "{verb}" not recognized'
         if not arg:
-            return "501 5.5.4 Syntax: EHLO hostname"
-        self._hello(arg, extended=True)
-        return self._extensions()
+            return f"501 5.5.4 Syntax: {verb} hostname"
+        self._hello(arg, extended=extended)
+        return self._extensions() if extended else f"250 {self.options.hostname}"
+
+    def smtp_EHLO(self, arg: str) -> str:
+        return self._greeting("EHLO", arg, lmtp=False, extended=True)
 
     def smtp_HELO(self, arg: str) -> str:
-        if self.options.lmtp:
-            return '500 5.5.1 Error: command "HELO" not recognized'
-        if not arg:
-            return "501 5.5.4 Syntax: HELO hostname"
-        self._hello(arg, extended=False)
-        return f"250 {self.options.hostname}"
+        return self._greeting("HELO", arg, lmtp=False, extended=False)
 
     def smtp_LHLO(self, arg: str) -> str:
-        if not self.options.lmtp:
-            return '500 5.5.2 Error: command "LHLO" not recognized'
-        if not arg:
-            return "501 5.5.4 Syntax: LHLO hostname"
-        self._hello(arg, extended=True)
-        return self._extensions()
+        return self._greeting("LHLO", arg, lmtp=True, extended=True)
 
     def smtp_NOOP(self, arg: str) -> str:
         return REPLY_OK
