@@ -586,7 +586,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": "INFO"},
-        # aiosmtpd (the test peers) logs every command line at INFO.
+        # aiosmtpd (the peers of the tests and benches) logs every command line at INFO.
         "mail.log": {"level": "WARNING"},
     },
 }
