@@ -362,9 +362,9 @@ class GatewayHandler:
         return f"250 2.0.0 OK: queued as {inbound.pk}"
 
     async def accept(self, raw: bytes, envelope: services.InboundEnvelope):
-        """Store the raw (encrypted, written and synced to disk, in parallel with other
-        sessions), then wait for the commit of its row, made together with those of the
-        messages that were ready at the same time (one commit per group, blobs included)."""
+        """Encrypt the raw (in a worker thread, in parallel with other sessions), then wait for
+        the commit of its row, made together with those of the messages that were ready at the
+        same time (one commit per group, the raws' ciphertexts in their blob rows)."""
         blob = await self.db(services.inbound_store_raw, raw=raw)
         future = asyncio.get_running_loop().create_future()
         self._pending.append(((raw, blob, envelope), future))
@@ -376,7 +376,8 @@ class GatewayHandler:
         """One group at a time, of everything that waits (the messages that finish meanwhile
         make the next group: one WAL flush for all of them). If a group fails, its messages are
         tried one by one, so that one message that cannot be stored does not refuse the others;
-        a message that still fails has its raw deleted and its session answers 451."""
+        a message that still fails is not kept (its raw was only in its unsaved row) and its
+        session answers 451."""
         try:
             while self._pending:
                 group = self._pending[:GROUP_COMMIT_MAX]
@@ -385,13 +386,13 @@ class GatewayHandler:
                     rows = await self._commit([item for item, _future in group])
                 except Exception as exc:
                     if len(group) == 1:
-                        await self._failed(group[0], exc)
+                        _fail(group[0][1], exc)
                         continue
                     for item, future in group:
                         try:
                             rows = await self._commit([item])
                         except Exception as exc:
-                            await self._failed((item, future), exc)
+                            _fail(future, exc)
                         else:
                             _resolve(future, rows[0])
                             self._enqueue(rows)
@@ -405,12 +406,6 @@ class GatewayHandler:
     async def _commit(self, items: list[tuple]) -> list:
         enqueue = not self.options.enqueue_after_reply
         return await self.db(services.inbound_commit, items=items, enqueue=enqueue)
-
-    async def _failed(self, waiting: tuple[tuple, asyncio.Future], exc: Exception) -> None:
-        (_raw, blob, _envelope), future = waiting
-        with contextlib.suppress(Exception):
-            await self.db(services.inbound_discard, blob=blob)
-        _fail(future, exc)
 
     def _enqueue(self, rows: list) -> None:
         """Ingestion enqueued after the 250s are on their way, not before: the rows are

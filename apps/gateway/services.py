@@ -11,7 +11,6 @@ a copy of the same message (same Message-ID and bytes) received again is recorde
 duplicate, not filed twice.
 """
 
-import contextlib
 import hashlib
 import io
 import logging
@@ -29,7 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.attachments.models import StoredBlob
-from apps.attachments.services import blob_bytes, blob_discard, blob_write, blobs_save
+from apps.attachments.services import blob_bytes, blob_write, blobs_save
 from apps.audit.events import Event
 from apps.audit.services import AuditEntry, record, record_many
 from apps.core.exceptions import ApplicationError
@@ -101,15 +100,11 @@ def header_message_id(raw: bytes) -> str:
 def inbound_accept(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
     """Store ``raw`` encrypted and its envelope, committed, and enqueue its ingestion.
 
-    Any exception means nothing was kept (the caller answers ``451``): the ciphertext written
-    before a failed commit is deleted again, and could not be decrypted anyway without its row.
+    Any exception means nothing was kept (the caller answers ``451``): the ciphertext lived
+    in the unsaved row only, which the failed commit did not save.
     """
     blob = inbound_store_raw(raw=raw)
-    try:
-        return inbound_commit(items=[(raw, blob, envelope)])[0]
-    except BaseException:
-        inbound_discard(blob=blob)
-        raise
+    return inbound_commit(items=[(raw, blob, envelope)])[0]
 
 
 def inbound_store_raw(*, raw: bytes) -> StoredBlob:
@@ -118,15 +113,6 @@ def inbound_store_raw(*, raw: bytes) -> StoredBlob:
     ``inbound_commit`` saves it with the message's row. The raw is then durable when that one
     commit is (a whole group's raws in one WAL flush, where files would need two fsyncs each)."""
     return blob_write(source=io.BytesIO(raw), inline=True)
-
-
-def inbound_discard(*, blob: StoredBlob) -> None:
-    """Forget the raw of a message whose commit failed. Kept if its row exists after all (the
-    commit went through but its acknowledgement was lost): the peer, answered ``451``, sends
-    a copy again, which ingestion records as a duplicate."""
-    with contextlib.suppress(Exception):
-        if not StoredBlob.objects.filter(name=blob.name).exists():
-            blob_discard(blob)
 
 
 def inbound_commit(
