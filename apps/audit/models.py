@@ -22,17 +22,24 @@ def event_choices() -> list[tuple[int, str]]:
     return [(event.value, event.label) for event in Event]
 
 
-class AuditEventQuerySet(models.QuerySet):
+class _InsertOnlyQuerySet(models.QuerySet):
+    """Refuses bulk writes: the rows are written by ``writer`` only and never changed."""
+
+    rows = ""
+    writer = ""
+
     def update(self, **kwargs):
-        raise AuditEventImmutableError("Audit events are insert-only.")
+        raise AuditEventImmutableError(f"{self.rows} are insert-only.")
 
     def delete(self):
-        raise AuditEventImmutableError("Audit events are insert-only.")
+        raise AuditEventImmutableError(f"{self.rows} are insert-only.")
 
     def bulk_create(self, *args, **kwargs):
-        raise AuditEventImmutableError(
-            "Audit events are written by audit.record() or audit.record_many()."
-        )
+        raise AuditEventImmutableError(f"{self.rows} are written by {self.writer}.")
+
+
+class AuditEventQuerySet(_InsertOnlyQuerySet):
+    rows, writer = "Audit events", "audit.record() or audit.record_many()"
 
 
 class AuditEvent(models.Model):
@@ -118,15 +125,8 @@ class AuditEvent(models.Model):
         return link.row_hash if link is not None else None
 
 
-class AuditLinkQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AuditEventImmutableError("Audit links are insert-only.")
-
-    def delete(self):
-        raise AuditEventImmutableError("Audit links are insert-only.")
-
-    def bulk_create(self, *args, **kwargs):
-        raise AuditEventImmutableError("Audit links are written by audit.seal().")
+class AuditLinkQuerySet(_InsertOnlyQuerySet):
+    rows, writer = "Audit links", "audit.seal()"
 
 
 class AuditLink(models.Model):
