@@ -15,6 +15,7 @@ from apps.attachments.models import StoredBlob
 from apps.attachments.services import blob_bytes
 from apps.audit.events import Event
 from apps.audit.models import AuditEvent
+from apps.gateway import server as gateway_server
 from apps.gateway.models import DeliveryOutcome, InboundDelivery, InboundMessage, InboundStatus
 from apps.gateway.server import smuggling_suspected
 from apps.mailbox.models import FolderKind, Message
@@ -268,11 +269,40 @@ def test_null_sender_is_checked_against_the_from_domain(mutual_tls_gateway, pki,
     assert InboundMessage.objects.count() == 1
 
 
+def test_large_message_is_encrypted_in_a_worker_thread(gateway, pki, mailbox, monkeypatch):
+    """Raws above ``ENCRYPT_ON_LOOP_MAX`` leave the event loop to be encrypted; the rest of
+    the path is the same."""
+    monkeypatch.setattr(gateway_server, "ENCRYPT_ON_LOOP_MAX", 1000)
+    loop_threads = set()
+    store_raw = gateway_server.services.inbound_store_raw
+
+    def spying(*, raw):
+        loop_threads.add(threading.current_thread().name)
+        return store_raw(raw=raw)
+
+    monkeypatch.setattr(gateway_server.services, "inbound_store_raw", spying)
+    server = gateway()
+    small = message_bytes(to=mailbox.address)
+    large = message_bytes(to=mailbox.address, body="Compte rendu détaillé.\n" * 100)
+    assert len(small) <= 1000 < len(large)
+    with connect(server, pki) as client:
+        assert send(client, to=[mailbox.address], raw=small)[0] == 250
+        code, reply = send(client, to=[mailbox.address], raw=large)
+    assert code == 250
+    assert blob_bytes(InboundMessage.objects.get(pk=queued_id(reply)).raw) == large
+    assert {name.split("_")[0] for name in loop_threads} == {"gateway-loop", "gateway-db"}
+
+
 # --- Failures and attacks -----------------------------------------------------------------------
 
 
-def test_storage_failure_answers_451_and_keeps_nothing(gateway, pki, mailbox, settings):
+@pytest.mark.parametrize("on_loop", [True, False], ids=["encrypted-on-loop", "encrypted-in-thread"])
+def test_storage_failure_answers_451_and_keeps_nothing(
+    gateway, pki, mailbox, settings, monkeypatch, on_loop
+):
     settings.STORAGE_ACTIVE_KEY = "retired"  # no such master key: the raw cannot be encrypted
+    if not on_loop:
+        monkeypatch.setattr(gateway_server, "ENCRYPT_ON_LOOP_MAX", 0)
     server = gateway()
     with connect(server, pki) as client:
         code, text = send(client, to=[mailbox.address], raw=message_bytes(to=mailbox.address))
