@@ -273,11 +273,11 @@ def test_large_message_is_encrypted_in_a_worker_thread(gateway, pki, mailbox, mo
     """Raws above ``ENCRYPT_ON_LOOP_MAX`` leave the event loop to be encrypted; the rest of
     the path is the same."""
     monkeypatch.setattr(gateway_server, "ENCRYPT_ON_LOOP_MAX", 1000)
-    loop_threads = set()
+    encrypting_threads = set()
     store_raw = gateway_server.services.inbound_store_raw
 
     def spying(*, raw):
-        loop_threads.add(threading.current_thread().name)
+        encrypting_threads.add(threading.current_thread().name)
         return store_raw(raw=raw)
 
     monkeypatch.setattr(gateway_server.services, "inbound_store_raw", spying)
@@ -290,7 +290,7 @@ def test_large_message_is_encrypted_in_a_worker_thread(gateway, pki, mailbox, mo
         code, reply = send(client, to=[mailbox.address], raw=large)
     assert code == 250
     assert blob_bytes(InboundMessage.objects.get(pk=queued_id(reply)).raw) == large
-    assert {name.split("_")[0] for name in loop_threads} == {"gateway-loop", "gateway-db"}
+    assert {name.split("_")[0] for name in encrypting_threads} == {"gateway-loop", "gateway-db"}
 
 
 # --- Failures and attacks -----------------------------------------------------------------------
