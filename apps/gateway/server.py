@@ -43,6 +43,7 @@ from django.db import (
 )
 
 from apps.gateway import selectors, services
+from apps.gateway.models import InboundMessage
 from apps.gateway.smtp import Envelope, Listener, Session
 from apps.trustlist.dn import dn_of_certificate
 
@@ -231,7 +232,7 @@ class GatewayHandler:
         self.connections = 0
         self.in_data = 0  # sessions between DATA and our reply to it
         # Group commit: messages whose data is complete wait here for the next commit.
-        self._pending: list[tuple[tuple, asyncio.Future]] = []
+        self._pending: list[tuple[InboundMessage, asyncio.Future]] = []
         self._committer: asyncio.Task | None = None
         # RCPT answers per address and trusted DNs per domain, for ``rcpt_cache_seconds``: a
         # mailbox created (or a quota raised, a trust list imported) is seen within that delay,
@@ -369,11 +370,11 @@ class GatewayHandler:
         the commit of its row, made together with those of the messages that were ready at the
         same time (one commit per group, the raws' ciphertexts in their blob rows)."""
         if len(raw) <= ENCRYPT_ON_LOOP_MAX:
-            blob = services.inbound_store_raw(raw=raw)
+            row = services.inbound_prepare(raw=raw, envelope=envelope)
         else:
-            blob = await self.db(services.inbound_store_raw, raw=raw)
+            row = await self.db(services.inbound_prepare, raw=raw, envelope=envelope)
         future = asyncio.get_running_loop().create_future()
-        self._pending.append(((raw, blob, envelope), future))
+        self._pending.append((row, future))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_pending())
         return await future
@@ -389,29 +390,29 @@ class GatewayHandler:
                 group = self._pending[:GROUP_COMMIT_MAX]
                 del self._pending[:GROUP_COMMIT_MAX]
                 try:
-                    rows = await self._commit([item for item, _future in group])
+                    rows = await self._commit([row for row, _future in group])
                 except Exception as exc:
                     if len(group) == 1:
                         _fail(group[0][1], exc)
                         continue
-                    for item, future in group:
+                    for row, future in group:
                         try:
-                            rows = await self._commit([item])
+                            await self._commit([row])
                         except Exception as exc:
                             _fail(future, exc)
                         else:
-                            _resolve(future, rows[0])
-                            self._enqueue(rows)
+                            _resolve(future, row)
+                            self._enqueue([row])
                     continue
-                for (_item, future), row in zip(group, rows, strict=True):
+                for row, future in group:
                     _resolve(future, row)
                 self._enqueue(rows)
         finally:
             self._committer = None
 
-    async def _commit(self, items: list[tuple]) -> list:
+    async def _commit(self, rows: list) -> list:
         enqueue = not self.options.enqueue_after_reply
-        return await self.db(services.inbound_commit, items=items, enqueue=enqueue)
+        return await self.db(services.inbound_commit, rows=rows, enqueue=enqueue)
 
     def _enqueue(self, rows: list) -> None:
         """Ingestion enqueued after the 250s are on their way, not before: the rows are

@@ -27,7 +27,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.attachments.models import StoredBlob
 from apps.attachments.services import blob_bytes, blob_write, blobs_save
 from apps.audit.events import Event
 from apps.audit.services import AuditEntry, record, record_many
@@ -103,52 +102,52 @@ def inbound_accept(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
     Any exception means nothing was kept (the caller answers ``451``): the ciphertext lived
     in the unsaved row only, which the failed commit did not save.
     """
-    blob = inbound_store_raw(raw=raw)
-    return inbound_commit(items=[(raw, blob, envelope)])[0]
+    return inbound_commit(rows=[inbound_prepare(raw=raw, envelope=envelope)])[0]
 
 
-def inbound_store_raw(*, raw: bytes) -> StoredBlob:
-    """The first half of accepting: the raw source encrypted, outside any transaction, its
-    ciphertext kept in its ``StoredBlob`` row (``inline``), which is **not saved**:
-    ``inbound_commit`` saves it with the message's row. The raw is then durable when that one
-    commit is (a whole group's raws in one WAL flush, where files would need two fsyncs each)."""
-    return blob_write(source=io.BytesIO(raw), inline=True)
+def inbound_prepare(*, raw: bytes, envelope: InboundEnvelope) -> InboundMessage:
+    """The first half of accepting, with no database: the ``InboundMessage`` row of ``raw``,
+    **not saved**, whose ``raw`` is a ``StoredBlob`` row, not saved either, holding the
+    encrypted raw (``inline``). ``inbound_commit`` saves both: the raw is then durable when that
+    one commit is (a whole group's raws in one WAL flush, where files would need two fsyncs
+    each). Everything computed from the bytes (digest, Message-ID) is computed here, so that the
+    gateway's commit, which its senders wait for one group at a time, only writes."""
+    blob = blob_write(source=io.BytesIO(raw), inline=True)
+    return InboundMessage(
+        raw=blob,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+        message_id=header_message_id(raw),
+        mail_from=envelope.mail_from[:320],
+        rcpt_tos=list(envelope.rcpt_tos),
+        protocol=envelope.protocol,
+        peer_ip=envelope.peer_ip,
+        helo=_UNPRINTABLE.sub("?", envelope.helo)[:255],
+        tls_version=envelope.tls_version[:16],
+        tls_cipher=envelope.tls_cipher[:100],
+        client_cert_dn=envelope.client_cert_dn[:1000],
+    )
 
 
-def inbound_commit(
-    *, items: Sequence[tuple[bytes, StoredBlob, InboundEnvelope]], enqueue: bool = True
-) -> list[InboundMessage]:
-    """The second half: the raws' ``StoredBlob`` rows, the ``InboundMessage`` rows and their
-    audit events (one per message), in **one** transaction of a few multi-row INSERTs (the
-    gateway groups the messages that finished their data meanwhile: one commit, one WAL flush,
-    for several messages is what lets acceptance scale). Raises if
-    anything fails: then nothing was committed, and the caller decides what becomes of the
-    files. With ``enqueue`` (the default) each row's ingestion is enqueued once committed;
-    otherwise the caller does it with ``inbound_enqueue``."""
-    blobs = [blob for _raw, blob, _envelope in items]
-    for blob in blobs:
-        blob.pk = None  # a failed earlier attempt may have set it before rolling back
+def inbound_commit(*, rows: Sequence[InboundMessage], enqueue: bool = True) -> list[InboundMessage]:
+    """The second half: the rows ``inbound_prepare`` made, their raws' ``StoredBlob`` rows and
+    their audit events (one per message), in **one** transaction of a few multi-row INSERTs
+    (the gateway groups the messages that finished their data meanwhile: one commit, one WAL
+    flush, for several messages is what lets acceptance scale). Raises if anything fails: then
+    nothing was committed, and the same rows may be given again. With ``enqueue`` (the default)
+    each row's ingestion is enqueued once committed; otherwise the caller does it with
+    ``inbound_enqueue``."""
+    blobs = [row.raw for row in rows]
+    for row, blob in zip(rows, blobs, strict=True):
+        # A failed earlier attempt may have given them ids before rolling back.
+        blob.pk = None
+        row.pk = None
+        row._state.adding = True
     with transaction.atomic():
         blobs_save(blobs)
-        rows = InboundMessage.objects.bulk_create(
-            [
-                InboundMessage(
-                    raw=blob,
-                    sha256=hashlib.sha256(raw).hexdigest(),
-                    size=len(raw),
-                    message_id=header_message_id(raw),
-                    mail_from=envelope.mail_from[:320],
-                    rcpt_tos=list(envelope.rcpt_tos),
-                    protocol=envelope.protocol,
-                    peer_ip=envelope.peer_ip,
-                    helo=_UNPRINTABLE.sub("?", envelope.helo)[:255],
-                    tls_version=envelope.tls_version[:16],
-                    tls_cipher=envelope.tls_cipher[:100],
-                    client_cert_dn=envelope.client_cert_dn[:1000],
-                )
-                for raw, blob, envelope in items
-            ]
-        )
+        for row, blob in zip(rows, blobs, strict=True):
+            row.raw = blob  # its new id
+        InboundMessage.objects.bulk_create(rows)
         record_many(
             entries=[
                 AuditEntry(
@@ -169,7 +168,7 @@ def inbound_commit(
         if enqueue:
             for inbound in rows:
                 _enqueue_on_commit(inbound.pk)
-    return rows
+    return list(rows)
 
 
 def inbound_enqueue(*, inbound_ids: Sequence[int]) -> None:

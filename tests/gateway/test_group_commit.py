@@ -2,6 +2,7 @@
 ciphertext inline) with the messages' rows and audit events in one transaction, and the
 per-process RCPT cache."""
 
+import hashlib
 import smtplib
 import time
 
@@ -30,11 +31,12 @@ def _envelope(**fields) -> services.InboundEnvelope:
 
 def test_a_group_commits_blobs_rows_and_one_audit_event_per_message_together(mailbox):
     raws = [message_bytes(to=mailbox.address, subject=f"Compte rendu {n}") for n in range(3)]
-    items = [(raw, services.inbound_store_raw(raw=raw), _envelope()) for raw in raws]
+    prepared = [services.inbound_prepare(raw=raw, envelope=_envelope()) for raw in raws]
     assert not StoredBlob.objects.exists()  # encrypted, not saved yet
-    assert all(blob.inline for _raw, blob, _envelope in items)  # the ciphertext is in the row
+    assert all(row.raw.inline for row in prepared)  # the ciphertext is in the blob's row
+    assert [row.sha256 for row in prepared] == [hashlib.sha256(raw).hexdigest() for raw in raws]
 
-    rows = services.inbound_commit(items=items, enqueue=False)
+    rows = services.inbound_commit(rows=prepared, enqueue=False)
 
     assert [blob_bytes(row.raw) for row in rows] == raws
     assert StoredBlob.objects.count() == 3
@@ -49,22 +51,22 @@ def test_a_failed_group_keeps_no_row_and_each_message_can_then_commit_alone(mail
     one; the raw of the one that fails again was in its unsaved row only (never in a file)."""
     good_raw = message_bytes(to=mailbox.address, subject="Bon")
     bad_raw = message_bytes(to=mailbox.address, subject="Mauvais")
-    good = (good_raw, services.inbound_store_raw(raw=good_raw), _envelope())
-    bad = (bad_raw, services.inbound_store_raw(raw=bad_raw), _envelope(client_cert_dn="CN=a\x00"))
+    good = services.inbound_prepare(raw=good_raw, envelope=_envelope())
+    bad = services.inbound_prepare(raw=bad_raw, envelope=_envelope(client_cert_dn="CN=a\x00"))
     storage = blob_storage()
 
     with pytest.raises(REFUSED):
-        services.inbound_commit(items=[good, bad], enqueue=False)
+        services.inbound_commit(rows=[good, bad], enqueue=False)
     assert not StoredBlob.objects.exists()
     assert not InboundMessage.objects.exists()
     assert not AuditEvent.objects.exists()
-    assert not storage.exists(good[1].name)  # inline: durable with the commit, or not at all
-    assert not storage.exists(bad[1].name)
+    assert not storage.exists(good.raw.name)  # inline: durable with the commit, or not at all
+    assert not storage.exists(bad.raw.name)
 
-    [row] = services.inbound_commit(items=[good], enqueue=False)  # a fresh blob id
+    [row] = services.inbound_commit(rows=[good], enqueue=False)  # fresh ids
     assert blob_bytes(StoredBlob.objects.get(pk=row.raw_id)) == good_raw
     with pytest.raises(REFUSED):
-        services.inbound_commit(items=[bad], enqueue=False)
+        services.inbound_commit(rows=[bad], enqueue=False)
     assert blob_bytes(StoredBlob.objects.get(pk=row.raw_id)) == good_raw
     assert InboundMessage.objects.count() == 1
     assert chain_verify().ok

@@ -211,15 +211,15 @@ def test_a_group_is_enqueued_once_and_each_message_filed_on_its_own(settings):
     mailbox = make_mailbox("cardio")
     envelope = services.InboundEnvelope(mail_from=SENDER, rcpt_tos=(mailbox.address,))
     gone = services.InboundEnvelope(mail_from=SENDER, rcpt_tos=(f"parti@{LOCAL_DOMAIN}",))
-    items = [
-        (raw, services.inbound_store_raw(raw=raw), env)
+    prepared = [
+        services.inbound_prepare(raw=raw, envelope=env)
         for raw, env in [
             (message_bytes(to=mailbox.address, subject="Un"), envelope),
             (message_bytes(to=f"parti@{LOCAL_DOMAIN}", subject="Perdu"), gone),
             (message_bytes(to=mailbox.address, subject="Deux"), envelope),
         ]
     ]
-    rows = services.inbound_commit(items=items, enqueue=False)
+    rows = services.inbound_commit(rows=prepared, enqueue=False)
     sent = []
     original = tasks.ingest_group.delay
     tasks.ingest_group.delay = lambda ids: sent.append(ids) or original(ids)

@@ -274,13 +274,13 @@ def test_large_message_is_encrypted_in_a_worker_thread(gateway, pki, mailbox, mo
     the path is the same."""
     monkeypatch.setattr(gateway_server, "ENCRYPT_ON_LOOP_MAX", 1000)
     encrypting_threads = set()
-    store_raw = gateway_server.services.inbound_store_raw
+    prepare = gateway_server.services.inbound_prepare
 
-    def spying(*, raw):
+    def spying(*, raw, envelope):
         encrypting_threads.add(threading.current_thread().name)
-        return store_raw(raw=raw)
+        return prepare(raw=raw, envelope=envelope)
 
-    monkeypatch.setattr(gateway_server.services, "inbound_store_raw", spying)
+    monkeypatch.setattr(gateway_server.services, "inbound_prepare", spying)
     server = gateway()
     small = message_bytes(to=mailbox.address)
     large = message_bytes(to=mailbox.address, body="Compte rendu détaillé.\n" * 100)
