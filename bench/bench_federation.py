@@ -41,7 +41,9 @@ Prints one JSON document.
 """
 
 import argparse
+import base64
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
@@ -84,7 +86,11 @@ def environment() -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "mssweb.settings",
-        "MSSWEB_TESTING": "true",  # local defaults (dev storage key in VAR_DIR), not DEBUG
+        "MSSWEB_TESTING": "true",  # local defaults, not DEBUG
+        # A configured master key, as in production (the development key's file is looked at
+        # for every object stored). Throwaway benchmark data only.
+        "MSSWEB_STORAGE_KEYS": "bench:"
+        + base64.b64encode(hashlib.sha256(b"mssweb benchmark data").digest()).decode(),
         "MSSWEB_HTTPS": "false",
         "DATABASE_URL": BENCH_URL,
         "REDIS_URL": REDIS_URL,
