@@ -57,8 +57,9 @@ REPLY_UNKNOWN_RCPT = "550 5.1.1 No such mailbox here"
 REPLY_MAILBOX_FULL = "452 4.2.2 Mailbox full"
 REPLY_TOO_MANY_RCPT = "452 4.5.3 Too many recipients"
 GROUP_COMMIT_MAX = 100  # messages committed together at most
-# Raws up to this size are encrypted on the event loop (≈ 80 µs for 50 KB): a trip to a worker
-# thread and back cost a message ≈ 2 ms of waiting under load. Larger ones go to a thread.
+# Raws up to this size are encrypted (their row prepared) on the event loop, ≈ 80 µs for 50 KB:
+# a trip to a worker thread and back cost a message ≈ 2 ms of waiting under load. Larger ones go
+# to a thread.
 ENCRYPT_ON_LOOP_MAX = 1 << 20
 RCPT_CACHE_MAX = 10_000  # addresses remembered per process at most (then forgotten at once)
 
@@ -366,9 +367,10 @@ class GatewayHandler:
         return f"250 2.0.0 OK: queued as {inbound.pk}"
 
     async def accept(self, raw: bytes, envelope: services.InboundEnvelope):
-        """Encrypt the raw (on the loop, or in a worker thread when it is large), then wait for
-        the commit of its row, made together with those of the messages that were ready at the
-        same time (one commit per group, the raws' ciphertexts in their blob rows)."""
+        """Prepare the message's row, its raw encrypted (on the loop, or in a worker thread when
+        it is large), then wait for the commit of that row, made together with those of the
+        messages that were ready at the same time (one commit per group, the raws' ciphertexts
+        in their blob rows)."""
         if len(raw) <= ENCRYPT_ON_LOOP_MAX:
             row = services.inbound_prepare(raw=raw, envelope=envelope)
         else:

@@ -141,6 +141,7 @@ def inbound_commit(*, rows: Sequence[InboundMessage], enqueue: bool = True) -> l
     for row, blob in zip(rows, blobs, strict=True):
         # A failed earlier attempt may have given them ids before rolling back.
         blob.pk = None
+        blob._state.adding = True
         row.pk = None
         row._state.adding = True
     with transaction.atomic():
