@@ -28,8 +28,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email import policy
-from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 
 from django.conf import settings
@@ -438,8 +436,10 @@ def _fail(future: asyncio.Future, exc: Exception) -> None:
 
 
 def _header_from_domain(raw: bytes) -> str:
+    headers = services.header_block(raw)
+    if headers is None:
+        return ""
     try:
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw[:262_144])
         return _domain(parseaddr(str(headers.get("From", "") or ""))[1])
     except Exception:
         return ""

@@ -78,9 +78,10 @@ class InboundEnvelope:
 # --- Accepting ----------------------------------------------------------------------------------
 
 
-def header_message_id(raw: bytes) -> str:
-    """The Message-ID without its angle brackets (as ``Message.message_id`` keeps it), or ""
-    (only the headers are read: the parser would otherwise go through every line of the body)."""
+def header_block(raw: bytes):
+    """The header fields of ``raw`` (a ``compat32`` message without its body), or None if they
+    cannot be parsed. Only the header block is read: the parser would otherwise go through every
+    line of the body too."""
     head = raw[:262_144]
     for separator in (b"\r\n\r\n", b"\n\n"):
         end = head.find(separator)
@@ -88,7 +89,17 @@ def header_message_id(raw: bytes) -> str:
             head = head[: end + len(separator)]
             break
     try:
-        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(head)
+        return BytesHeaderParser(policy=policy.compat32).parsebytes(head)
+    except Exception:
+        return None
+
+
+def header_message_id(raw: bytes) -> str:
+    """The Message-ID without its angle brackets (as ``Message.message_id`` keeps it), or ""."""
+    headers = header_block(raw)
+    if headers is None:
+        return ""
+    try:
         value = str(headers.get("Message-ID", "") or "")
     except Exception:
         return ""
